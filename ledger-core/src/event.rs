@@ -1,0 +1,367 @@
+//! What producers send: [`Event`], batched into an [`AppendRequest`], and the
+//! stateless checks every event passes before it reaches the writer.
+//!
+//! Validation here needs no ledger state, so it runs on the caller's thread
+//! (in parallel across callers); checks that need state (idempotency,
+//! expected versions) happen in the writer.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use ledger_verify::record::{EventHeader, Metadata, ProducerSignature, payload_hash};
+use uuid::Uuid;
+
+use crate::config::{LedgerConfig, limits};
+use crate::error::{LedgerError, Result};
+
+/// Default payload content type.
+pub const JSON: &str = "application/json";
+
+/// A fact a producer wants recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Client-chosen id: the idempotency key.
+    pub id: Uuid,
+    /// e.g. `task/CUST-WP-0051-T03`.
+    pub stream: String,
+    /// e.g. `task.status_changed`.
+    pub event_type: String,
+    /// When it happened, per the producer.
+    pub occurred_at: DateTime<Utc>,
+    /// The evidence itself.
+    pub payload: Vec<u8>,
+    /// MIME type of `payload`; JSON payloads are checked to parse.
+    pub content_type: String,
+    /// Correlation/causation/trace ids and free key/values.
+    pub metadata: Metadata,
+    /// Optional ed25519 signature by the producer.
+    pub signature: Option<ProducerSignature>,
+}
+
+impl Event {
+    /// A JSON event with a fresh v7 id, occurring now, with no metadata.
+    pub fn json(stream: impl Into<String>, event_type: impl Into<String>, payload: impl Into<Vec<u8>>) -> Event {
+        Event {
+            id: Uuid::now_v7(),
+            stream: stream.into(),
+            event_type: event_type.into(),
+            occurred_at: Utc::now(),
+            payload: payload.into(),
+            content_type: JSON.to_string(),
+            metadata: Metadata::default(),
+            signature: None,
+        }
+    }
+
+    /// The hashed form of this event (payload reduced to length and hash).
+    pub fn header(&self) -> EventHeader {
+        EventHeader {
+            id: *self.id.as_bytes(),
+            stream: self.stream.clone(),
+            event_type: self.event_type.clone(),
+            occurred_at_ns: timestamp_ns(self.occurred_at),
+            content_type: self.content_type.clone(),
+            payload_len: self.payload.len() as u64,
+            payload_hash: payload_hash(&self.payload),
+            metadata: self.metadata.clone(),
+            signature: self.signature.clone(),
+        }
+    }
+
+    /// The bytes a producer signs for this event.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        self.header().signing_bytes()
+    }
+}
+
+/// Optimistic concurrency on the stream of a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    #[default]
+    Any,
+    /// The stream must have no events yet.
+    NoStream,
+    /// The stream's last version must be exactly this.
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("no-stream"),
+            ExpectedVersion::Exact(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// An atomic batch: all events are appended, or none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// Checked against the stream of the events; anything but `Any`
+    /// requires every event of the batch to be in one stream.
+    pub expected_version: ExpectedVersion,
+}
+
+impl AppendRequest {
+    /// A batch with no version check.
+    pub fn new(events: Vec<Event>) -> AppendRequest {
+        AppendRequest {
+            events,
+            expected_version: ExpectedVersion::Any,
+        }
+    }
+}
+
+/// Proof that an event is in the log: where, and with which hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// Global position (Merkle leaf index).
+    pub seq: u64,
+    /// Position in its stream.
+    pub stream_version: u64,
+    /// The record hash.
+    pub record_hash: ledger_verify::Hash,
+}
+
+/// An event that passed stateless validation, with its header computed.
+#[derive(Debug)]
+pub(crate) struct PreparedEvent {
+    pub(crate) header: EventHeader,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Runs every stateless check on a request and computes the headers.
+pub(crate) fn prepare(request: AppendRequest, config: &LedgerConfig) -> Result<(Vec<PreparedEvent>, ExpectedVersion)> {
+    let AppendRequest {
+        events,
+        expected_version,
+    } = request;
+    if events.is_empty() {
+        return Err(LedgerError::InvalidRequest {
+            field: "events",
+            reason: "a batch needs at least one event".to_string(),
+        });
+    }
+    if events.len() > config.max_batch_events {
+        return Err(LedgerError::BatchTooLarge {
+            count: events.len(),
+            limit: config.max_batch_events,
+        });
+    }
+    let mut first_position: HashMap<Uuid, usize> = HashMap::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        validate(index, event, config)?;
+        if let Some(first) = first_position.insert(event.id, index) {
+            return Err(LedgerError::DuplicateIdInBatch {
+                event_id: event.id,
+                first,
+                second: index,
+            });
+        }
+    }
+    if expected_version != ExpectedVersion::Any
+        && let Some(other) = events.iter().find(|e| e.stream != events[0].stream)
+    {
+        return Err(LedgerError::InvalidRequest {
+            field: "expected_version",
+            reason: format!(
+                "an expected version needs all events in one stream, but the batch has {:?} and {:?}",
+                events[0].stream, other.stream
+            ),
+        });
+    }
+    let prepared = events
+        .into_iter()
+        .map(|event| PreparedEvent {
+            header: event.header(),
+            payload: event.payload,
+        })
+        .collect();
+    Ok((prepared, expected_version))
+}
+
+fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
+    let invalid = |field: &'static str, reason: String| LedgerError::InvalidEvent {
+        index,
+        event_id: event.id,
+        field,
+        reason,
+    };
+    if event.id.is_nil() {
+        return Err(invalid("id", "must not be the nil UUID".to_string()));
+    }
+    check_name(&event.stream, limits::MAX_STREAM_BYTES).map_err(|reason| invalid("stream", reason))?;
+    check_name(&event.event_type, limits::MAX_TYPE_BYTES).map_err(|reason| invalid("type", reason))?;
+    check_name(&event.content_type, limits::MAX_CONTENT_TYPE_BYTES)
+        .map_err(|reason| invalid("content_type", reason))?;
+    if event.payload.len() > config.max_payload_bytes {
+        return Err(LedgerError::PayloadTooLarge {
+            index,
+            event_id: event.id,
+            size: event.payload.len(),
+            limit: config.max_payload_bytes,
+        });
+    }
+    if is_json(&event.content_type)
+        && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload)
+    {
+        return Err(invalid("payload", format!("content type is {} but the payload is not valid JSON: {err}", event.content_type)));
+    }
+    // Nanosecond timestamps are i64: keep occurred_at inside that range.
+    if event.occurred_at.timestamp_nanos_opt().is_none() {
+        return Err(invalid("occurred_at", "outside the years 1678..2262".to_string()));
+    }
+    let metadata = &event.metadata;
+    for (field, value) in [
+        ("metadata.correlation_id", &metadata.correlation_id),
+        ("metadata.causation_id", &metadata.causation_id),
+        ("metadata.trace_id", &metadata.trace_id),
+    ] {
+        check_text(value, limits::MAX_METADATA_KEY_BYTES).map_err(|reason| invalid(field, reason))?;
+    }
+    if metadata.extra.len() > limits::MAX_METADATA_ENTRIES {
+        return Err(invalid(
+            "metadata",
+            format!("{} entries, limit is {}", metadata.extra.len(), limits::MAX_METADATA_ENTRIES),
+        ));
+    }
+    for (key, value) in &metadata.extra {
+        if key.is_empty() {
+            return Err(invalid("metadata", "a key is empty".to_string()));
+        }
+        check_text(key, limits::MAX_METADATA_KEY_BYTES)
+            .map_err(|reason| invalid("metadata", format!("key {key:?}: {reason}")))?;
+        check_text(value, limits::MAX_METADATA_VALUE_BYTES)
+            .map_err(|reason| invalid("metadata", format!("value of {key:?}: {reason}")))?;
+    }
+    if let Some(signature) = &event.signature {
+        check_name(&signature.key_id, limits::MAX_KEY_ID_BYTES).map_err(|reason| invalid("signature.key_id", reason))?;
+    }
+    Ok(())
+}
+
+/// True for `application/json` and `+json` suffixed types.
+pub(crate) fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case(JSON) || essence.to_ascii_lowercase().ends_with("+json")
+}
+
+/// Names (streams, types, key ids): non-empty, bounded, no whitespace or
+/// control characters, so they print unambiguously and never contain the
+/// 0x00 byte that separates index keys.
+fn check_name(value: &str, max: usize) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if value.len() > max {
+        return Err(format!("{} bytes, limit is {max}", value.len()));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("contains {c:?}; whitespace and control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// Free text: bounded, no control characters.
+fn check_text(value: &str, max: usize) -> std::result::Result<(), String> {
+    if value.len() > max {
+        return Err(format!("{} bytes, limit is {max}", value.len()));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!("contains control character {c:?}"));
+    }
+    Ok(())
+}
+
+/// Unix nanoseconds; callers have checked the range.
+pub(crate) fn timestamp_ns(time: DateTime<Utc>) -> i64 {
+    time.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// Inverse of [`timestamp_ns`].
+pub(crate) fn from_timestamp_ns(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> LedgerConfig {
+        LedgerConfig::default()
+    }
+
+    fn field_of(err: LedgerError) -> &'static str {
+        match err {
+            LedgerError::InvalidEvent { field, .. } | LedgerError::InvalidRequest { field, .. } => field,
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn rejects_each_bad_field_by_name() {
+        let good = Event::json("task/CUST-WP-0051-T03", "task.created", b"{}".to_vec());
+        let cases: Vec<(&str, Box<dyn Fn(&mut Event)>)> = vec![
+            ("stream", Box::new(|e| e.stream.clear())),
+            ("stream", Box::new(|e| e.stream = "a b".into())),
+            ("type", Box::new(|e| e.event_type.clear())),
+            ("content_type", Box::new(|e| e.content_type.clear())),
+            ("payload", Box::new(|e| e.payload = b"{not json".to_vec())),
+            ("id", Box::new(|e| e.id = Uuid::nil())),
+            ("metadata", Box::new(|e| {
+                e.metadata.extra.insert(String::new(), "x".into());
+            })),
+            ("metadata.trace_id", Box::new(|e| e.metadata.trace_id = "a\nb".into())),
+        ];
+        for (field, mutate) in cases {
+            let mut event = good.clone();
+            mutate(&mut event);
+            let err = prepare(AppendRequest::new(vec![event]), &config()).expect_err(field);
+            assert_eq!(field_of(err), field);
+        }
+    }
+
+    #[test]
+    fn rejects_oversized_payload_and_batches() {
+        let mut config = config();
+        config.max_payload_bytes = 8;
+        config.max_batch_events = 2;
+        let mut event = Event::json("s", "t", b"[1,2,3,4,5]".to_vec());
+        event.content_type = "application/octet-stream".into();
+        let err = prepare(AppendRequest::new(vec![event]), &config).expect_err("too large");
+        assert!(matches!(err, LedgerError::PayloadTooLarge { size: 11, limit: 8, .. }), "{err}");
+        let events = (0..3).map(|_| Event::json("s", "t", b"1".to_vec())).collect();
+        let err = prepare(AppendRequest::new(events), &config).expect_err("too many");
+        assert!(matches!(err, LedgerError::BatchTooLarge { count: 3, limit: 2 }), "{err}");
+        let err = prepare(AppendRequest::new(vec![]), &config).expect_err("empty");
+        assert_eq!(field_of(err), "events");
+    }
+
+    #[test]
+    fn rejects_repeated_ids_and_mixed_stream_expectations() {
+        let a = Event::json("s", "t", b"1".to_vec());
+        let err = prepare(AppendRequest::new(vec![a.clone(), a.clone()]), &config()).expect_err("dup");
+        assert!(matches!(err, LedgerError::DuplicateIdInBatch { first: 0, second: 1, .. }), "{err}");
+        let b = Event::json("other", "t", b"1".to_vec());
+        let request = AppendRequest {
+            events: vec![a, b],
+            expected_version: ExpectedVersion::NoStream,
+        };
+        assert_eq!(field_of(prepare(request, &config()).expect_err("mixed")), "expected_version");
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/vnd.ops+json"));
+        assert!(!is_json("text/plain"));
+    }
+}

@@ -1,0 +1,637 @@
+//! [`Ledger`]: the central type. Opening runs recovery (one verifying pass
+//! over the log, which also brings the index store up to date), then starts
+//! the group-commit writer and the indexer threads.
+//!
+//! Directory layout:
+//!
+//! ```text
+//! <dir>/ledger.json     identity: ledger id, origin, tree hash, creation time
+//! <dir>/LOCK            held (flock) while open: one process per ledger
+//! <dir>/log/*.seg       the segments: the only source of truth
+//! <dir>/index/          sled: derived indexes and tree nodes (rebuildable)
+//! <dir>/checkpoint      latest signed checkpoint (a hint for tamper checks)
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use ledger_verify::merkle::{Frontier, NodeSource, consistency_proof, inclusion_proof, subtree_root};
+use ledger_verify::note::{VerifierKey, open_checkpoint};
+use ledger_verify::{Hash, HashAlg};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::checkpoint::{SignedCheckpoint, sign_checkpoint};
+use crate::commit::{AppendOutcome, Command, Writer};
+use crate::config::LedgerConfig;
+use crate::error::{LedgerError, Result};
+use crate::event::{AppendRequest, prepare, timestamp_ns};
+use crate::indexer::{self, IndexState};
+use crate::producer::{ProducerKeyResolver, verify_signatures};
+use crate::reader::{read_one, read_range};
+use crate::record::Record;
+use crate::segment::file::sync_dir;
+use crate::segment::index::LogIndex;
+use crate::segment::recovery::{ScanOutcome, open_tail, scan_log};
+use crate::signer::Signer;
+use crate::store::{IndexBatch, IndexedEvent, SledStore, Store, TreeNode};
+
+/// Fixed at creation and stored in `ledger.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerIdentity {
+    /// Random id of this ledger.
+    pub ledger_id: Uuid,
+    /// Checkpoint origin line.
+    pub origin: String,
+    /// Merkle tree hash.
+    pub tree_hash: HashAlg,
+    /// Creation time, Unix nanoseconds.
+    pub created_at_ns: i64,
+}
+
+const IDENTITY_FORMAT: &str = "evidence-ledger/1";
+
+/// State shared by the handle, the writer and the indexer.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: LedgerConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) log_dir: PathBuf,
+    pub(crate) identity: LedgerIdentity,
+    pub(crate) log: RwLock<LogIndex>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) index: Arc<IndexState>,
+    pub(crate) signer: Arc<dyn Signer>,
+    len_tx: watch::Sender<u64>,
+    head: RwLock<Arc<SignedCheckpoint>>,
+}
+
+impl Shared {
+    pub(crate) fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
+        match self.head.read() {
+            Ok(head) => Arc::clone(&head),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Makes a committed group visible: readers first see the new length
+    /// only after the records are durable.
+    pub(crate) fn publish(&self, len: u64, checkpoint: Arc<SignedCheckpoint>) {
+        match self.head.write() {
+            Ok(mut head) => *head = checkpoint,
+            Err(poisoned) => *poisoned.into_inner() = checkpoint,
+        }
+        self.len_tx.send_replace(len);
+    }
+
+    fn committed(&self) -> u64 {
+        *self.len_tx.borrow()
+    }
+}
+
+/// Tree nodes served from the store.
+struct StoreNodes<'a>(&'a dyn Store);
+
+impl NodeSource for StoreNodes<'_> {
+    type Error = LedgerError;
+
+    fn node(&self, level: u32, index: u64) -> Result<Hash> {
+        self.0
+            .node(level, index)?
+            .ok_or_else(|| LedgerError::Store(format!("tree node (level {level}, index {index}) is missing")))
+    }
+}
+
+/// An open ledger. Cheap to share behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Ledger {
+    shared: Arc<Shared>,
+    commands: RwLock<Option<mpsc::Sender<Command>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    producer_keys: RwLock<Option<Arc<dyn ProducerKeyResolver>>>,
+    _lock: File,
+}
+
+impl Ledger {
+    /// Opens the ledger in `dir`, creating it if the directory is empty or
+    /// missing. Verifies every segment (see `segment::recovery`).
+    pub fn open(dir: impl AsRef<Path>, config: LedgerConfig, signer: Arc<dyn Signer>) -> Result<Ledger> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| LedgerError::io(format!("creating {}", dir.display()), e))?;
+        let lock = lock_dir(&dir)?;
+        let identity = load_or_create_identity(&dir, &config)?;
+        let log_dir = dir.join("log");
+        std::fs::create_dir_all(&log_dir).map_err(|e| LedgerError::io(format!("creating {}", log_dir.display()), e))?;
+        sync_dir(&dir)?;
+
+        let store = SledStore::open(&dir.join("index"))?;
+        let identity_key = store_identity(&identity);
+        if store.identity()?.as_deref() != Some(identity_key.as_slice()) {
+            if store.identity()?.is_some() {
+                tracing::warn!("index store belongs to another ledger; rebuilding it");
+            }
+            store.clear()?;
+            store.set_identity(&identity_key)?;
+        }
+        let store: Arc<dyn Store> = Arc::new(store);
+        let (scan, frontier) = recover(&log_dir, &identity, store.as_ref())?;
+        check_saved_checkpoint(&dir, &identity, signer.as_ref(), &log_dir, &scan, store.as_ref())?;
+
+        let initial = if scan.n_records == 0 {
+            sign_checkpoint(
+                signer.as_ref(),
+                &identity.origin,
+                identity.tree_hash,
+                0,
+                identity.tree_hash.empty_root(),
+                [0; 32],
+                identity.created_at_ns,
+            )?
+        } else {
+            sign_checkpoint(
+                signer.as_ref(),
+                &identity.origin,
+                identity.tree_hash,
+                scan.n_records,
+                frontier.root(),
+                scan.last_hash,
+                scan.last_recorded_at_ns,
+            )?
+        };
+        let index_state = Arc::new(IndexState::default());
+        index_state.lock()?.indexed_len = scan.n_records;
+        let (len_tx, _) = watch::channel(scan.n_records);
+        let (tail_path, tail_len) = scan.tail.clone();
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            dir: dir.clone(),
+            log_dir,
+            identity,
+            log: RwLock::new(scan.index),
+            store: Arc::clone(&store),
+            index: Arc::clone(&index_state),
+            signer,
+            len_tx,
+            head: RwLock::new(Arc::new(initial)),
+        });
+        let (index_tx, index_rx) = std::sync::mpsc::channel::<IndexBatch>();
+        let (command_tx, mut command_rx) = mpsc::channel::<Command>(config.queue_depth.max(1));
+        let mut file = open_tail(&tail_path)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(tail_len))
+            .map_err(|e| LedgerError::io(format!("seeking {}", tail_path.display()), e))?;
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            file,
+            path: tail_path,
+            len: tail_len,
+            next_seq: scan.n_records,
+            last_hash: scan.last_hash,
+            last_recorded_at_ns: scan.last_recorded_at_ns,
+            frontier,
+            stream_heads: Default::default(),
+            index_tx,
+            poisoned: None,
+        };
+        let indexer_store = Arc::clone(&store);
+        let indexer = std::thread::Builder::new()
+            .name("ledger-indexer".to_string())
+            .spawn(move || indexer::run(indexer_store, index_state, index_rx))
+            .map_err(|e| LedgerError::io("spawning the indexer thread", e))?;
+        let writer = std::thread::Builder::new()
+            .name("ledger-writer".to_string())
+            .spawn(move || writer.run(&mut command_rx))
+            .map_err(|e| LedgerError::io("spawning the writer thread", e))?;
+        Ok(Ledger {
+            shared,
+            commands: RwLock::new(Some(command_tx)),
+            threads: Mutex::new(vec![writer, indexer]),
+            producer_keys: RwLock::new(None),
+            _lock: lock,
+        })
+    }
+
+    /// Sets the resolver used to check producer signatures. Without one,
+    /// signed events are rejected (their key cannot be known).
+    pub fn set_producer_keys(&self, resolver: Option<Arc<dyn ProducerKeyResolver>>) {
+        match self.producer_keys.write() {
+            Ok(mut keys) => *keys = resolver,
+            Err(poisoned) => *poisoned.into_inner() = resolver,
+        }
+    }
+
+    fn validate(&self, request: AppendRequest) -> Result<Command> {
+        let (events, expected) = prepare(request, &self.shared.config)?;
+        let resolver = match self.producer_keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        verify_signatures(&events, resolver.as_deref())?;
+        let (reply, _) = oneshot::channel();
+        Ok(Command {
+            events,
+            expected,
+            reply,
+        })
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Command>> {
+        let guard = self.commands.read().map_err(|_| LedgerError::Closed)?;
+        guard.clone().ok_or(LedgerError::Closed)
+    }
+
+    /// Appends an atomic batch and blocks until it is durable (or failed).
+    /// Do not call from inside an async runtime; use [`Ledger::append_async`].
+    pub fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        let mut command = self.validate(request)?;
+        let (reply, receiver) = oneshot::channel();
+        command.reply = reply;
+        self.sender()?.blocking_send(command).map_err(|_| LedgerError::Closed)?;
+        receiver.blocking_recv().map_err(|_| LedgerError::Closed)?
+    }
+
+    /// [`Ledger::append`] for async callers: waits for queue space (that is
+    /// the back-pressure) and for the group commit without blocking a thread.
+    /// Validation and producer-signature checks run on the calling task.
+    pub async fn append_async(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        let mut command = self.validate(request)?;
+        let (reply, receiver) = oneshot::channel();
+        command.reply = reply;
+        self.sender()?.send(command).await.map_err(|_| LedgerError::Closed)?;
+        receiver.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Committed (durable) records.
+    pub fn len(&self) -> u64 {
+        self.shared.committed()
+    }
+
+    /// True when the log holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Watches the committed length: changes after every group commit.
+    pub fn watch_len(&self) -> watch::Receiver<u64> {
+        self.shared.len_tx.subscribe()
+    }
+
+    /// The ledger's identity.
+    pub fn identity(&self) -> &LedgerIdentity {
+        &self.shared.identity
+    }
+
+    /// The key auditors verify checkpoints with.
+    pub fn verifier_key(&self) -> Result<VerifierKey> {
+        self.shared.signer.verifier_key()
+    }
+
+    /// The record at `seq`.
+    pub fn read(&self, seq: u64) -> Result<Record> {
+        read_one(&self.shared.log, seq, self.len())
+    }
+
+    /// Up to `limit` records from `from`.
+    pub fn read_range(&self, from: u64, limit: usize) -> Result<Vec<Record>> {
+        read_range(&self.shared.log, from, limit, self.len())
+    }
+
+    /// The record of an event id, if any.
+    pub fn get_by_id(&self, id: Uuid) -> Result<Option<Record>> {
+        let committed = self.len();
+        let in_overlay = self.shared.index.lock()?.ids.get(id.as_bytes()).copied();
+        let seq = match in_overlay {
+            Some(seq) => Some(seq),
+            None => self.shared.store.seq_of_event(id.as_bytes())?,
+        };
+        match seq {
+            Some(seq) if seq < committed => Ok(Some(self.read(seq)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Up to `limit` records of `stream` from `from_version`.
+    pub fn read_stream(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<Record>> {
+        let committed = self.len();
+        self.shared.index.wait_indexed(committed)?;
+        let entries = self.shared.store.stream_range(stream, from_version, limit)?;
+        entries
+            .into_iter()
+            .filter(|(_, seq)| *seq < committed)
+            .map(|(_, seq)| self.read(seq))
+            .collect()
+    }
+
+    /// The last version of a stream (`None` when it has no events).
+    pub fn stream_head(&self, stream: &str) -> Result<Option<u64>> {
+        self.shared.index.wait_indexed(self.len())?;
+        Ok(self.shared.store.stream_head(stream)?.map(|(version, _)| version))
+    }
+
+    /// Blocks until the index store reflects every committed record.
+    pub fn wait_indexed(&self) -> Result<()> {
+        self.shared.index.wait_indexed(self.len())
+    }
+
+    /// The latest signed checkpoint (cut at every group commit).
+    pub fn checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.shared.latest_checkpoint()
+    }
+
+    fn check_size(&self, what: &'static str, size: u64) -> Result<u64> {
+        let len = self.len();
+        if size > len {
+            return Err(LedgerError::OutOfRange {
+                what,
+                requested: size,
+                len,
+            });
+        }
+        self.shared.index.wait_indexed(size)?;
+        Ok(len)
+    }
+
+    /// Merkle root of the first `size` records, from stored nodes.
+    pub fn root_at(&self, size: u64) -> Result<Hash> {
+        self.check_size("tree size", size)?;
+        subtree_root(&StoreNodes(self.shared.store.as_ref()), self.shared.identity.tree_hash, 0, size)
+    }
+
+    /// A signed checkpoint of the first `size` records: byte-identical to
+    /// the one cut when the log had that size, if the key is the same.
+    pub fn checkpoint_at(&self, size: u64) -> Result<SignedCheckpoint> {
+        let root = self.root_at(size)?;
+        let identity = &self.shared.identity;
+        let (chain_head, recorded_at_ns) = match size.checked_sub(1) {
+            None => ([0; 32], identity.created_at_ns),
+            Some(last) => {
+                let record = self.read(last)?;
+                (record.record_hash, record.header.recorded_at_ns)
+            }
+        };
+        sign_checkpoint(
+            self.shared.signer.as_ref(),
+            &identity.origin,
+            identity.tree_hash,
+            size,
+            root,
+            chain_head,
+            recorded_at_ns,
+        )
+    }
+
+    /// Inclusion proof of record `seq` in the tree of `size` records.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>> {
+        self.check_size("tree size", size)?;
+        inclusion_proof(&StoreNodes(self.shared.store.as_ref()), self.shared.identity.tree_hash, seq, size)
+    }
+
+    /// Consistency proof from the tree of `old_size` to that of `new_size`.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
+        self.check_size("tree size", new_size)?;
+        consistency_proof(
+            &StoreNodes(self.shared.store.as_ref()),
+            self.shared.identity.tree_hash,
+            old_size,
+            new_size,
+        )
+    }
+
+    /// Stops accepting appends, lets queued ones finish, waits for the
+    /// indexer, and saves the latest checkpoint. Also done on drop.
+    pub fn close(&self) -> Result<()> {
+        let sender = match self.commands.write() {
+            Ok(mut commands) => commands.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if sender.is_none() {
+            return Ok(());
+        }
+        drop(sender);
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => std::mem::take(&mut *threads),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for thread in threads {
+            let _ = thread.join();
+        }
+        save_checkpoint(&self.shared.dir, &self.checkpoint())
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(err) = self.close() {
+            tracing::warn!(error = %err, "closing the ledger");
+        }
+    }
+}
+
+/// Takes the directory lock, so two processes never append to one log.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
+    file.try_lock().map_err(|_| LedgerError::BadLedgerDir {
+        path: dir.to_path_buf(),
+        reason: "another process has this ledger open (LOCK is held)".to_string(),
+    })?;
+    Ok(file)
+}
+
+fn store_identity(identity: &LedgerIdentity) -> Vec<u8> {
+    format!("{} {}", identity.ledger_id, identity.tree_hash).into_bytes()
+}
+
+fn load_or_create_identity(dir: &Path, config: &LedgerConfig) -> Result<LedgerIdentity> {
+    let path = dir.join("ledger.json");
+    let bad = |reason: String| LedgerError::BadLedgerDir {
+        path: path.clone(),
+        reason,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+            let field = |name: &str| value.get(name).ok_or_else(|| bad(format!("missing field {name}")));
+            if field("format")?.as_str() != Some(IDENTITY_FORMAT) {
+                return Err(bad(format!("format is not {IDENTITY_FORMAT}")));
+            }
+            let ledger_id = field("ledger_id")?
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| bad("ledger_id is not a UUID".to_string()))?;
+            let origin = field("origin")?
+                .as_str()
+                .filter(|s| !s.is_empty() && !s.contains('\n'))
+                .ok_or_else(|| bad("origin is not a one-line string".to_string()))?
+                .to_string();
+            let tree_hash = field("tree_hash")?
+                .as_str()
+                .and_then(HashAlg::from_name)
+                .ok_or_else(|| bad("tree_hash is not blake3 or sha256".to_string()))?;
+            let created_at_ns = field("created_at_ns")?
+                .as_i64()
+                .ok_or_else(|| bad("created_at_ns is not an integer".to_string()))?;
+            Ok(LedgerIdentity {
+                ledger_id,
+                origin,
+                tree_hash,
+                created_at_ns,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let log_dir = dir.join("log");
+            if log_dir.exists() && std::fs::read_dir(&log_dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+                return Err(bad("missing, but the log directory has segments".to_string()));
+            }
+            if config.origin.is_empty() || config.origin.contains(['\n', ' ']) {
+                return Err(LedgerError::InvalidRequest {
+                    field: "origin",
+                    reason: "must be non-empty, without spaces or newlines".to_string(),
+                });
+            }
+            let identity = LedgerIdentity {
+                ledger_id: Uuid::new_v4(),
+                origin: config.origin.clone(),
+                tree_hash: config.tree_hash,
+                created_at_ns: timestamp_ns(chrono::Utc::now()),
+            };
+            let json = serde_json::json!({
+                "format": IDENTITY_FORMAT,
+                "ledger_id": identity.ledger_id.to_string(),
+                "origin": identity.origin,
+                "tree_hash": identity.tree_hash.name(),
+                "created_at_ns": identity.created_at_ns,
+            });
+            write_atomically(dir, "ledger.json", format!("{json:#}\n").as_bytes())?;
+            Ok(identity)
+        }
+        Err(e) => Err(LedgerError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Write to a temp file, fsync, rename over `name`, fsync the directory.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let target = dir.join(name);
+    let ctx = || format!("writing {}", target.display());
+    let mut file = File::create(&tmp).map_err(|e| LedgerError::io(ctx(), e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| LedgerError::io(ctx(), e))?;
+    std::fs::rename(&tmp, &target).map_err(|e| LedgerError::io(ctx(), e))?;
+    sync_dir(dir)
+}
+
+fn save_checkpoint(dir: &Path, checkpoint: &SignedCheckpoint) -> Result<()> {
+    write_atomically(dir, "checkpoint", checkpoint.note.as_bytes())
+}
+
+/// Scans the log, rebuilding the frontier from every record and bringing
+/// the store up to date with the records it has not seen. A store that
+/// disagrees with the log on the last leaf it indexed is wiped and rebuilt
+/// in a second pass: the log is the truth.
+fn recover(log_dir: &Path, identity: &LedgerIdentity, store: &dyn Store) -> Result<(ScanOutcome, Frontier)> {
+    let mut disagrees = false;
+    match recover_pass(log_dir, identity, store, &mut disagrees) {
+        Err(_) if disagrees => {
+            tracing::warn!("index store disagrees with the log; rebuilding it");
+            store.clear()?;
+            store.set_identity(&store_identity(identity))?;
+            recover_pass(log_dir, identity, store, &mut disagrees)
+        }
+        other => other,
+    }
+}
+
+fn recover_pass(
+    log_dir: &Path,
+    identity: &LedgerIdentity,
+    store: &dyn Store,
+    disagrees: &mut bool,
+) -> Result<(ScanOutcome, Frontier)> {
+    const APPLY_EVERY: usize = 16_384;
+    let indexed_len = store.log_len()?;
+    let mut frontier = Frontier::new(identity.tree_hash);
+    let mut pending = IndexBatch::default();
+    let mut on_batch = |records: &[crate::segment::recovery::ScannedRecord]| -> Result<()> {
+        for record in records {
+            let leaf = identity.tree_hash.leaf_hash(&record.record_hash);
+            let nodes = frontier.push(leaf)?;
+            if record.seq + 1 == indexed_len && store.node(0, record.seq)? != Some(leaf) {
+                *disagrees = true;
+                return Err(LedgerError::Store(format!("index store disagrees with the log at seq {}", record.seq)));
+            }
+            if record.seq < indexed_len {
+                continue;
+            }
+            pending.events.push(IndexedEvent {
+                id: record.id,
+                stream: record.stream.clone(),
+                stream_version: record.stream_version,
+                seq: record.seq,
+            });
+            pending.nodes.extend(nodes.into_iter().map(|(level, index, hash)| TreeNode { level, index, hash }));
+            pending.log_len_after = record.seq + 1;
+        }
+        if pending.events.len() >= APPLY_EVERY {
+            store.apply(&std::mem::take(&mut pending))?;
+        }
+        Ok(())
+    };
+    // The store only ever sees records after their fsync, so its length is
+    // the floor below which a torn tail may not cut (scan_log refuses).
+    let scan = scan_log(log_dir, identity.tree_hash, indexed_len, &mut on_batch)?;
+    if !pending.events.is_empty() {
+        store.apply(&pending)?;
+    }
+    Ok((scan, frontier))
+}
+
+/// If a checkpoint was saved by an earlier run and is signed by our key, the
+/// log must still contain that tree: otherwise records were rewritten or
+/// removed since it was signed.
+fn check_saved_checkpoint(
+    dir: &Path,
+    identity: &LedgerIdentity,
+    signer: &dyn Signer,
+    log_dir: &Path,
+    scan: &ScanOutcome,
+    store: &dyn Store,
+) -> Result<()> {
+    let path = dir.join("checkpoint");
+    let Ok(note) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let Ok(checkpoint) = open_checkpoint(&note, &[signer.verifier_key()?]) else {
+        tracing::warn!(path = %path.display(), "saved checkpoint is not signed by the current key; not checked");
+        return Ok(());
+    };
+    let corrupt = |reason: String| LedgerError::Corrupt {
+        segment: log_dir.to_path_buf(),
+        offset: 0,
+        seq: Some(checkpoint.size.saturating_sub(1)),
+        reason,
+    };
+    if checkpoint.origin != identity.origin {
+        return Ok(());
+    }
+    if checkpoint.size > scan.n_records {
+        return Err(corrupt(format!(
+            "a signed checkpoint covers {} records but the log holds {}",
+            checkpoint.size, scan.n_records
+        )));
+    }
+    let root = subtree_root(&StoreNodes(store), identity.tree_hash, 0, checkpoint.size)?;
+    if root != checkpoint.root {
+        return Err(corrupt(format!(
+            "the log's root at size {} differs from the signed checkpoint: records were rewritten",
+            checkpoint.size
+        )));
+    }
+    Ok(())
+}

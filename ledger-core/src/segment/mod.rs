@@ -1,0 +1,12 @@
+//! The segment log: append-only files that are the single source of truth.
+//!
+//! Files: [`file`] (naming, header, creation), [`frame`] (record framing),
+//! [`cursor`] (sequential reads), [`index`] (where records are),
+//! [`recovery`] (the open scan: verify, truncate a torn tail, refuse
+//! corruption). Writing is the group-commit writer's job (`commit.rs`).
+
+pub mod cursor;
+pub mod file;
+pub mod frame;
+pub mod index;
+pub mod recovery;

@@ -1,0 +1,426 @@
+//! The canonical binary encoding of events and records: the exact bytes that
+//! are hashed (record hash, chain) and signed (producer signatures).
+//!
+//! Never protobuf or JSON: those encodings are not canonical. Everything here
+//! is explicit little-endian, length-prefixed, versioned and
+//! domain-separated; `docs/FORMAT.md` specifies it byte by byte. The payload
+//! itself is not part of the canonical bytes, only its length and BLAKE3
+//! hash, so a record can be verified with its payload withheld (selective
+//! disclosure). This module does no I/O and knows nothing of segments.
+
+use std::collections::BTreeMap;
+
+use crate::hash::{Hash, blake3};
+
+/// Domain tag that starts every canonical record encoding.
+pub const RECORD_DOMAIN: &[u8] = b"evidence-ledger:record\x00";
+/// Domain tag that starts the bytes a producer signs.
+pub const EVENT_DOMAIN: &[u8] = b"evidence-ledger:event\x00";
+/// Version of the canonical encoding written after the domain tag.
+pub const ENCODING_VERSION: u8 = 1;
+/// `prev_hash` of the record at seq 0.
+pub const GENESIS_PREV_HASH: Hash = [0u8; 32];
+
+/// Event metadata: correlation, causation and trace ids plus free key/values.
+/// Empty strings mean "absent"; `extra` is ordered so its encoding is unique.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// Groups the events of one operation or workflow.
+    pub correlation_id: String,
+    /// The event (id) that caused this one.
+    pub causation_id: String,
+    /// Distributed-tracing id, copied from the producer's span.
+    pub trace_id: String,
+    /// Free key/value pairs, encoded in byte order of the keys.
+    pub extra: BTreeMap<String, String>,
+}
+
+/// A producer's ed25519 signature over the event's signing bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerSignature {
+    /// Which producer key signed: resolved by the ledger's key registry.
+    pub key_id: String,
+    /// ed25519 signature over [`EventHeader::signing_bytes`].
+    pub signature: [u8; 64],
+}
+
+/// Everything about an event that is hashed, with the payload reduced to its
+/// length and BLAKE3 hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// Client-chosen UUID (16 bytes, RFC 9562 byte order): the idempotency key.
+    pub id: [u8; 16],
+    /// Stream name, e.g. `task/CUST-WP-0051-T03`.
+    pub stream: String,
+    /// Event type, e.g. `ops.backup_verified`.
+    pub event_type: String,
+    /// When the fact happened, per the producer: Unix time in nanoseconds.
+    pub occurred_at_ns: i64,
+    /// MIME type of the payload, e.g. `application/json`.
+    pub content_type: String,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+    /// BLAKE3 of the payload bytes.
+    pub payload_hash: Hash,
+    /// Correlation/causation/trace ids and free key/values.
+    pub metadata: Metadata,
+    /// Optional producer signature over [`EventHeader::signing_bytes`].
+    pub signature: Option<ProducerSignature>,
+}
+
+/// A record as hashed: the ledger-assigned fields plus the event header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Global position, from 0; also the record's Merkle leaf index.
+    pub seq: u64,
+    /// Position within its stream, from 0.
+    pub stream_version: u64,
+    /// When the ledger recorded it: Unix time in nanoseconds, never
+    /// decreasing along the log.
+    pub recorded_at_ns: i64,
+    /// Record hash of seq - 1 (all zero for seq 0): the hash chain.
+    pub prev_hash: Hash,
+    /// The event as sent by its producer.
+    pub event: EventHeader,
+}
+
+/// Why canonical bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes end before the named field is complete.
+    #[error("canonical record truncated while reading {field} at byte {offset}")]
+    Truncated {
+        /// Field being read.
+        field: &'static str,
+        /// Byte offset where it starts.
+        offset: usize,
+    },
+    /// The domain tag is not the record domain.
+    #[error("canonical record does not start with the record domain tag")]
+    BadDomain,
+    /// An encoding version this verifier does not know.
+    #[error("unsupported canonical encoding version {0}")]
+    UnsupportedVersion(u8),
+    /// A string field holds invalid UTF-8.
+    #[error("field {field} at byte {offset} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// Field being read.
+        field: &'static str,
+        /// Byte offset where it starts.
+        offset: usize,
+    },
+    /// Metadata keys are not strictly increasing (unsorted or repeated).
+    #[error("metadata key {key:?} is out of order or repeated")]
+    UnsortedMetadata {
+        /// The offending key.
+        key: String,
+    },
+    /// The signature flag is neither 0 nor 1.
+    #[error("signature flag is {0}, expected 0 or 1")]
+    BadSignatureFlag(u8),
+    /// Bytes remain after the last field.
+    #[error("{0} trailing bytes after the canonical record")]
+    TrailingBytes(usize),
+}
+
+impl EventHeader {
+    /// The bytes a producer signs: the event domain tag, the version, then
+    /// the event fields exactly as in the record encoding, without the
+    /// signature itself.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.encoded_len_hint());
+        out.extend_from_slice(EVENT_DOMAIN);
+        out.push(ENCODING_VERSION);
+        self.encode_fields(&mut out);
+        out
+    }
+
+    fn encoded_len_hint(&self) -> usize {
+        self.stream.len()
+            + self.event_type.len()
+            + self.content_type.len()
+            + self.metadata.correlation_id.len()
+            + self.metadata.causation_id.len()
+            + self.metadata.trace_id.len()
+            + self
+                .metadata
+                .extra
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+    }
+
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id);
+        put_str(out, &self.stream);
+        put_str(out, &self.event_type);
+        out.extend_from_slice(&self.occurred_at_ns.to_le_bytes());
+        put_str(out, &self.content_type);
+        out.extend_from_slice(&self.payload_len.to_le_bytes());
+        out.extend_from_slice(&self.payload_hash);
+        put_str(out, &self.metadata.correlation_id);
+        put_str(out, &self.metadata.causation_id);
+        put_str(out, &self.metadata.trace_id);
+        put_u32(out, self.metadata.extra.len());
+        for (key, value) in &self.metadata.extra {
+            put_str(out, key);
+            put_str(out, value);
+        }
+    }
+}
+
+impl RecordHeader {
+    /// The canonical record bytes: what [`record_hash`] hashes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.event.encoded_len_hint());
+        out.extend_from_slice(RECORD_DOMAIN);
+        out.push(ENCODING_VERSION);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.stream_version.to_le_bytes());
+        out.extend_from_slice(&self.recorded_at_ns.to_le_bytes());
+        out.extend_from_slice(&self.prev_hash);
+        self.event.encode_fields(&mut out);
+        match &self.event.signature {
+            None => out.push(0),
+            Some(sig) => {
+                out.push(1);
+                put_str(&mut out, &sig.key_id);
+                out.extend_from_slice(&sig.signature);
+            }
+        }
+        out
+    }
+
+    /// Decodes canonical record bytes strictly: every byte must be accounted
+    /// for, so two different byte strings never decode to the same record.
+    pub fn decode(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let domain = r.take(RECORD_DOMAIN.len(), "domain tag")?;
+        if domain != RECORD_DOMAIN {
+            return Err(DecodeError::BadDomain);
+        }
+        let version = r.u8("version")?;
+        if version != ENCODING_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let seq = r.u64("seq")?;
+        let stream_version = r.u64("stream_version")?;
+        let recorded_at_ns = r.i64("recorded_at")?;
+        let prev_hash = r.hash("prev_hash")?;
+        let id = r.array::<16>("event id")?;
+        let stream = r.string("stream")?;
+        let event_type = r.string("type")?;
+        let occurred_at_ns = r.i64("occurred_at")?;
+        let content_type = r.string("content_type")?;
+        let payload_len = r.u64("payload_len")?;
+        let payload_hash = r.hash("payload_hash")?;
+        let correlation_id = r.string("correlation_id")?;
+        let causation_id = r.string("causation_id")?;
+        let trace_id = r.string("trace_id")?;
+        let n_extra = r.u32("metadata count")?;
+        let mut extra = BTreeMap::new();
+        let mut last_key: Option<String> = None;
+        for _ in 0..n_extra {
+            let key = r.string("metadata key")?;
+            let value = r.string("metadata value")?;
+            if last_key.as_deref().is_some_and(|last| last.as_bytes() >= key.as_bytes()) {
+                return Err(DecodeError::UnsortedMetadata { key });
+            }
+            last_key = Some(key.clone());
+            extra.insert(key, value);
+        }
+        let signature = match r.u8("signature flag")? {
+            0 => None,
+            1 => {
+                let key_id = r.string("signature key id")?;
+                let signature = r.array::<64>("signature")?;
+                Some(ProducerSignature { key_id, signature })
+            }
+            flag => return Err(DecodeError::BadSignatureFlag(flag)),
+        };
+        if r.pos != bytes.len() {
+            return Err(DecodeError::TrailingBytes(bytes.len() - r.pos));
+        }
+        Ok(RecordHeader {
+            seq,
+            stream_version,
+            recorded_at_ns,
+            prev_hash,
+            event: EventHeader {
+                id,
+                stream,
+                event_type,
+                occurred_at_ns,
+                content_type,
+                payload_len,
+                payload_hash,
+                metadata: Metadata {
+                    correlation_id,
+                    causation_id,
+                    trace_id,
+                    extra,
+                },
+                signature,
+            },
+        })
+    }
+}
+
+/// Record hash: BLAKE3 of the canonical record bytes. The domain tag inside
+/// the bytes keeps it apart from every other hash in the system.
+pub fn record_hash(canonical: &[u8]) -> Hash {
+    blake3(canonical)
+}
+
+/// Payload hash: plain BLAKE3 of the payload bytes, so `b3sum` agrees.
+pub fn payload_hash(payload: &[u8]) -> Hash {
+    blake3(payload)
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    // Callers bound every length far below 4 GiB (validation rejects larger).
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u32(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|end| *end <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(DecodeError::Truncated {
+                field,
+                offset: self.pos,
+            });
+        };
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn hash(&mut self, field: &'static str) -> Result<Hash, DecodeError> {
+        self.array::<32>(field)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(field)?))
+    }
+
+    fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array(field)?))
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let offset = self.pos;
+        let len = self.u32(field)? as usize;
+        let bytes = self.take(len, field)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { field, offset })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RecordHeader {
+        let mut extra = BTreeMap::new();
+        extra.insert("workplan".to_string(), "CUST-WP-0051".to_string());
+        extra.insert("hub".to_string(), "ops-hub".to_string());
+        RecordHeader {
+            seq: 3,
+            stream_version: 1,
+            recorded_at_ns: 1_795_000_000_000_000_000,
+            prev_hash: [9; 32],
+            event: EventHeader {
+                id: [1; 16],
+                stream: "service/ops-hub".into(),
+                event_type: "ops.endpoint_verified".into(),
+                occurred_at_ns: 1_794_999_999_000_000_000,
+                content_type: "application/json".into(),
+                payload_len: 2,
+                payload_hash: payload_hash(b"{}"),
+                metadata: Metadata {
+                    correlation_id: "corr-1".into(),
+                    causation_id: String::new(),
+                    trace_id: "trace".into(),
+                    extra,
+                },
+                signature: Some(ProducerSignature {
+                    key_id: "probe-1".into(),
+                    signature: [4; 64],
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trip() -> Result<(), DecodeError> {
+        let record = sample();
+        let bytes = record.encode();
+        assert_eq!(RecordHeader::decode(&bytes)?, record);
+        let mut unsigned = record.clone();
+        unsigned.event.signature = None;
+        assert_eq!(RecordHeader::decode(&unsigned.encode())?, unsigned);
+        Ok(())
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(RecordHeader::decode(&bytes[..len]).is_err(), "prefix {len} decoded");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = sample().encode();
+        bytes.push(0);
+        assert_eq!(RecordHeader::decode(&bytes), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn bad_domain_and_version_are_rejected() {
+        let mut bytes = sample().encode();
+        bytes[0] ^= 1;
+        assert_eq!(RecordHeader::decode(&bytes), Err(DecodeError::BadDomain));
+        let mut bytes = sample().encode();
+        bytes[RECORD_DOMAIN.len()] = 2;
+        assert_eq!(RecordHeader::decode(&bytes), Err(DecodeError::UnsupportedVersion(2)));
+    }
+
+    #[test]
+    fn signing_bytes_exclude_the_signature_and_bind_the_event() {
+        let record = sample();
+        let mut other = record.event.clone();
+        other.signature = None;
+        assert_eq!(record.event.signing_bytes(), other.signing_bytes());
+        other.metadata.trace_id.push('x');
+        assert_ne!(record.event.signing_bytes(), other.signing_bytes());
+        assert!(record.event.signing_bytes().starts_with(EVENT_DOMAIN));
+    }
+}

@@ -1,0 +1,106 @@
+//! Appends: receipts, idempotency, expected versions, bad input.
+
+use ledger_core::{AppendRequest, ExpectedVersion, LedgerError};
+use ledger_tests::{health_batch, health_event, open};
+
+#[test]
+fn appends_get_sequential_receipts_and_read_back() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ledger = open(dir.path())?;
+    let first = ledger.append(health_batch("ops-hub", 0, 3))?;
+    assert_eq!(first.receipts.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(first.receipts.iter().map(|r| r.stream_version).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert!(!first.deduplicated);
+    assert_eq!(first.checkpoint.size(), 3);
+    let second = ledger.append(health_batch("registry", 3, 2))?;
+    assert_eq!(second.receipts[0].seq, 3);
+    assert_eq!(second.receipts[0].stream_version, 0);
+    assert_eq!(ledger.len(), 5);
+    let records = ledger.read_range(0, 10)?;
+    assert_eq!(records.len(), 5);
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record.seq(), i as u64);
+        if i > 0 {
+            assert_eq!(record.prev_hash(), records[i - 1].record_hash);
+        }
+    }
+    assert_eq!(records[3].record_hash, second.receipts[0].record_hash);
+    let stream = ledger.read_stream("service/registry", 0, 10)?;
+    assert_eq!(stream.iter().map(|r| r.seq()).collect::<Vec<_>>(), vec![3, 4]);
+    let by_id = ledger.get_by_id(first.receipts[1].event_id)?;
+    assert_eq!(by_id.map(|r| r.seq()), Some(1));
+    Ok(())
+}
+
+#[test]
+fn retry_returns_original_receipts_and_writes_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ledger = open(dir.path())?;
+    let batch = health_batch("ops-hub", 0, 4);
+    let original = ledger.append(batch.clone())?;
+    let retry = ledger.append(batch.clone())?;
+    assert!(retry.deduplicated);
+    assert_eq!(retry.receipts, original.receipts);
+    assert_eq!(ledger.len(), 4);
+    drop(ledger);
+    let ledger = open(dir.path())?;
+    let after_restart = ledger.append(batch)?;
+    assert!(after_restart.deduplicated);
+    assert_eq!(after_restart.receipts, original.receipts);
+    assert_eq!(ledger.len(), 4);
+    Ok(())
+}
+
+#[test]
+fn reused_id_with_other_content_is_rejected() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ledger = open(dir.path())?;
+    let event = health_event("ops-hub", 1);
+    let original = ledger.append(AppendRequest::new(vec![event.clone()]))?;
+    let mut changed = event.clone();
+    changed.payload = br#"{"tampered":true}"#.to_vec();
+    let err = ledger.append(AppendRequest::new(vec![changed])).expect_err("conflict");
+    assert!(
+        matches!(err, LedgerError::IdConflict { event_id, seq: 0 } if event_id == event.id),
+        "{err}"
+    );
+    let mixed = AppendRequest::new(vec![event.clone(), health_event("ops-hub", 2)]);
+    let err = ledger.append(mixed).expect_err("partial");
+    assert!(matches!(err, LedgerError::PartialDuplicate { seq: 0, .. }), "{err}");
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(original.receipts[0].seq, 0);
+    Ok(())
+}
+
+#[test]
+fn expected_version_is_enforced() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ledger = open(dir.path())?;
+    let stream = "service/ops-hub";
+    let mut request = health_batch("ops-hub", 0, 2);
+    request.expected_version = ExpectedVersion::NoStream;
+    ledger.append(request)?;
+    let mut again = health_batch("ops-hub", 2, 1);
+    again.expected_version = ExpectedVersion::NoStream;
+    let err = ledger.append(again).expect_err("stream exists");
+    assert!(
+        matches!(&err, LedgerError::WrongExpectedVersion { stream: s, expected: ExpectedVersion::NoStream, actual: Some(1) } if s == stream),
+        "{err}"
+    );
+    let mut stale = health_batch("ops-hub", 3, 1);
+    stale.expected_version = ExpectedVersion::Exact(0);
+    let err = ledger.append(stale).expect_err("stale");
+    assert!(matches!(err, LedgerError::WrongExpectedVersion { actual: Some(1), .. }), "{err}");
+    let mut exact = health_batch("ops-hub", 4, 1);
+    exact.expected_version = ExpectedVersion::Exact(1);
+    assert_eq!(ledger.append(exact)?.receipts[0].stream_version, 2);
+    assert_eq!(ledger.len(), 3);
+    // Survives a restart: the head comes from the rebuilt index.
+    drop(ledger);
+    let ledger = open(dir.path())?;
+    let mut after = health_batch("ops-hub", 5, 1);
+    after.expected_version = ExpectedVersion::Exact(1);
+    let err = ledger.append(after).expect_err("head is 2 after restart");
+    assert!(matches!(err, LedgerError::WrongExpectedVersion { actual: Some(2), .. }), "{err}");
+    Ok(())
+}
