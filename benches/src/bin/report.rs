@@ -1,0 +1,248 @@
+//! Runs the `append` bench workloads without criterion, for a fixed number
+//! of events, and prints a Markdown table: ledger events/s vs. the raw
+//! append+fdatasync baseline from the same run, with the ratio.
+//!
+//! ```text
+//! cargo run --release -p ledger-benches --bin report [-- --runs N] [--quick]
+//! ```
+//!
+//! Every workload runs `--runs` times (default 3), each time on a fresh
+//! ledger (or raw file) in a fresh temporary directory; the table shows the
+//! median rate and the min–max range. `--quick` divides every event count
+//! by 10 (a smoke test, not a measurement).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use ledger_benches::{
+    EventSource, GROUP_THREADS, PAYLOAD_BYTES, RawLog, append_all, append_concurrently, bench_dir,
+    dir_bytes, health_payload, open_ledger, raw_append_all, raw_frames,
+};
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// One ledger workload: `batches` appends of `batch` events each, from one
+/// thread or from [`GROUP_THREADS`] threads at once.
+#[derive(Clone, Copy, Debug)]
+struct Workload {
+    label: &'static str,
+    batch: usize,
+    batches: usize,
+    threaded: bool,
+}
+
+impl Workload {
+    fn events(&self) -> usize {
+        self.batch * self.batches
+    }
+}
+
+/// Median, min and max of a set of rates.
+#[derive(Clone, Copy, Debug)]
+struct Rates {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Rates {
+    fn of(mut rates: Vec<f64>) -> Rates {
+        rates.sort_by(f64::total_cmp);
+        Rates {
+            median: rates[rates.len() / 2],
+            min: rates[0],
+            max: rates[rates.len() - 1],
+        }
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{} ({}–{})",
+            fmt_rate(self.median),
+            fmt_rate(self.min),
+            fmt_rate(self.max)
+        )
+    }
+}
+
+fn fmt_rate(rate: f64) -> String {
+    if rate >= 10_000.0 {
+        format!("{:.0}k", rate / 1000.0)
+    } else if rate >= 1000.0 {
+        format!("{:.1}k", rate / 1000.0)
+    } else {
+        format!("{rate:.0}")
+    }
+}
+
+fn per_second(events: usize, elapsed: Duration) -> f64 {
+    events as f64 / elapsed.as_secs_f64()
+}
+
+/// One ledger run: fresh ledger, events built first, then timed appends.
+/// Returns (events/s, log bytes per event).
+fn ledger_run(workload: Workload) -> AnyResult<(f64, f64)> {
+    let dir = bench_dir()?;
+    let ledger = open_ledger(dir.path())?;
+    let log_before = dir_bytes(&dir.path().join("log"))?;
+    let requests = EventSource::default().requests(workload.batches, workload.batch);
+    let elapsed = if workload.threaded {
+        append_concurrently(&ledger, requests)?
+    } else {
+        append_all(&ledger, requests)?
+    };
+    let bytes = dir_bytes(&dir.path().join("log"))? - log_before;
+    ledger.close()?;
+    Ok((
+        per_second(workload.events(), elapsed),
+        bytes as f64 / workload.events() as f64,
+    ))
+}
+
+/// The raw baseline for a workload: same batch size, same event count,
+/// same framed bytes, one writer (for the threaded workload too: one
+/// fdatasync per event is what eight uncoordinated writers would get).
+fn raw_run(workload: Workload) -> AnyResult<f64> {
+    let dir = bench_dir()?;
+    let mut raw = RawLog::create(dir.path())?;
+    let frames = raw_frames(&EventSource::default().events(workload.batch));
+    let elapsed = raw_append_all(&mut raw, &frames, workload.batches as u64)?;
+    Ok(per_second(workload.events(), elapsed))
+}
+
+fn blake3_rate(count: usize) -> f64 {
+    let payloads: Vec<Vec<u8>> = (0..1024).map(health_payload).collect();
+    let start = Instant::now();
+    for i in 0..count {
+        std::hint::black_box(ledger_verify::hash::blake3(std::hint::black_box(
+            &payloads[i % payloads.len()],
+        )));
+    }
+    per_second(count, start.elapsed())
+}
+
+/// One long run at batch 1024: the append phase alone, then until the
+/// index store has caught up. Returns (events, append time, total time).
+fn sustained_run(batches: usize) -> AnyResult<(usize, Duration, Duration)> {
+    let dir = bench_dir()?;
+    let ledger = open_ledger(dir.path())?;
+    let requests = EventSource::default().requests(batches, 1024);
+    let start = Instant::now();
+    append_all(&ledger, requests)?;
+    let appended = start.elapsed();
+    ledger.wait_indexed()?;
+    let total = start.elapsed();
+    ledger.close()?;
+    Ok((batches * 1024, appended, total))
+}
+
+fn main() -> AnyResult<()> {
+    let mut runs = 3usize;
+    let mut scale = 1usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => {
+                runs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| io::Error::other("--runs needs a positive number"))?;
+            }
+            "--quick" => scale = 10,
+            other => return Err(io::Error::other(format!("unknown argument {other:?}")).into()),
+        }
+    }
+
+    let workloads = [
+        Workload {
+            label: "batch 1024",
+            batch: 1024,
+            batches: 196 / scale,
+            threaded: false,
+        },
+        Workload {
+            label: "batch 64",
+            batch: 64,
+            batches: 313 / scale,
+            threaded: false,
+        },
+        Workload {
+            label: "batch 1",
+            batch: 1,
+            batches: 2000 / scale,
+            threaded: false,
+        },
+        Workload {
+            label: "batch 1 × 8 threads",
+            batch: 1,
+            batches: 20_000 / scale,
+            threaded: true,
+        },
+    ];
+
+    println!(
+        "| workload | events | ledger events/s | raw append+fdatasync events/s | ledger / raw |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let mut bytes_per_event = 0.0;
+    for workload in workloads {
+        let mut ledger_rates = Vec::new();
+        let mut raw_rates = Vec::new();
+        for _ in 0..runs {
+            // Interleave so drift on a noisy machine hits both alike.
+            let (rate, bytes) = ledger_run(workload)?;
+            ledger_rates.push(rate);
+            bytes_per_event = bytes;
+            raw_rates.push(raw_run(workload)?);
+        }
+        let (ledger, raw) = (Rates::of(ledger_rates), Rates::of(raw_rates));
+        let raw_label = if workload.threaded {
+            " (raw: batch 1, 1 writer)"
+        } else {
+            ""
+        };
+        println!(
+            "| {}{} | {} | {} | {} | {:.0} % |",
+            workload.label,
+            raw_label,
+            workload.events(),
+            ledger.cell(),
+            raw.cell(),
+            100.0 * ledger.median / raw.median
+        );
+    }
+    println!();
+
+    let blake3 = Rates::of((0..runs).map(|_| blake3_rate(4_000_000 / scale)).collect());
+    println!(
+        "BLAKE3 of a {PAYLOAD_BYTES}-byte payload: {} hashes/s ({:.0} MB/s)",
+        blake3.cell(),
+        blake3.median * PAYLOAD_BYTES as f64 / 1e6
+    );
+    println!(
+        "Ledger log bytes per event (frame + canonical header + payload): {bytes_per_event:.0}"
+    );
+    println!();
+
+    let (events, appended, total) = sustained_run(489 / scale)?;
+    println!("Sustained, batch 1024, {events} events, one run, fresh ledger:");
+    println!();
+    println!("| phase | time | events/s |");
+    println!("|---|---:|---:|");
+    println!(
+        "| append (acknowledged, durable) | {:.2} s | {} |",
+        appended.as_secs_f64(),
+        fmt_rate(per_second(events, appended))
+    );
+    println!(
+        "| append + `wait_indexed()` (index caught up) | {:.2} s | {} |",
+        total.as_secs_f64(),
+        fmt_rate(per_second(events, total))
+    );
+    println!();
+    println!(
+        "Runs per workload: {runs}; cells are median (min–max). Threads in the group-commit workload: {GROUP_THREADS}."
+    );
+    Ok(())
+}
