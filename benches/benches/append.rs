@@ -12,7 +12,10 @@
 //!   on) of 256-byte JSON events, one thread; `batch_1_x8_threads`: eight
 //!   threads appending single events at once (group commit).
 //! - `raw_baseline/append_fdatasync_{1,64,1024}`: the same framed bytes
-//!   appended to a plain file, one `write_all` + `sync_data` per batch.
+//!   appended to a plain file, one `write_all` + `sync_data` per batch;
+//!   `..._busy`: the same with one core kept busy by a spinning thread (on
+//!   the VM this was written on, fdatasync is ~4x slower when all cores are
+//!   idle; the ledger always has a busy thread, see `BusyCore`).
 //! - `raw_baseline/blake3_256b`: BLAKE3 of one 256-byte payload.
 //!
 //! Each ledger bench opens its own ledger in a fresh temporary directory;
@@ -23,8 +26,8 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ledger_benches::{
-    EventSource, RawLog, append_concurrently, bench_dir, health_payload, open_ledger,
-    raw_append_all, raw_frames,
+    BusyCore, EventSource, RawLog, append_concurrently, bench_dir, health_payload, open_ledger, raw_append_all,
+    raw_frames,
 };
 
 const BATCHES: [usize; 3] = [1, 64, 1024];
@@ -74,14 +77,22 @@ fn raw_baseline(c: &mut Criterion) {
     let mut group = c.benchmark_group("raw_baseline");
     configure(&mut group);
     let mut source = EventSource::default();
-    for batch in BATCHES {
-        let dir = bench_dir().expect("creating a temp dir");
-        let mut raw = RawLog::create(dir.path()).expect("creating the raw log");
-        let frames = raw_frames(&source.events(batch));
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(format!("append_fdatasync_{batch}"), |b| {
-            b.iter_custom(|iters| raw_append_all(&mut raw, &frames, iters).expect("raw append"));
-        });
+    for busy in [false, true] {
+        for batch in BATCHES {
+            let dir = bench_dir().expect("creating a temp dir");
+            let mut raw = RawLog::create(dir.path()).expect("creating the raw log");
+            let frames = raw_frames(&source.events(batch));
+            let (suffix, spinner) = if busy {
+                ("_busy", Some(BusyCore::start()))
+            } else {
+                ("", None)
+            };
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_function(format!("append_fdatasync_{batch}{suffix}"), |b| {
+                b.iter_custom(|iters| raw_append_all(&mut raw, &frames, iters).expect("raw append"));
+            });
+            drop(spinner);
+        }
     }
 
     let payloads: Vec<Vec<u8>> = (0..1024).map(health_payload).collect();

@@ -16,7 +16,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ledger_core::segment::frame::{FLAG_BATCH_END, encode_frame};
@@ -130,8 +132,13 @@ pub fn bench_config() -> LedgerConfig {
 
 /// Opens (creates) a ledger in `dir` with the bench config and key.
 pub fn open_ledger(dir: &Path) -> ledger_core::Result<Ledger> {
+    open_ledger_with(dir, bench_config())
+}
+
+/// Opens (creates) a ledger in `dir` with the bench key and `config`.
+pub fn open_ledger_with(dir: &Path, config: LedgerConfig) -> ledger_core::Result<Ledger> {
     let signer = Arc::new(LocalKeySigner::from_seed(ORIGIN, KEY_SEED)?);
-    Ledger::open(dir, bench_config(), signer)
+    Ledger::open(dir, config, signer)
 }
 
 /// A fresh temporary directory, under `LEDGER_BENCH_DIR` if set.
@@ -158,11 +165,7 @@ pub fn raw_frames(events: &[Event]) -> Vec<u8> {
             prev_hash: [0; 32],
             event: event.header(),
         };
-        let flags = if i + 1 == events.len() {
-            FLAG_BATCH_END
-        } else {
-            0
-        };
+        let flags = if i + 1 == events.len() { FLAG_BATCH_END } else { 0 };
         encode_frame(&mut out, flags, &header.encode(), &event.payload);
     }
     out
@@ -191,6 +194,46 @@ impl RawLog {
     }
 }
 
+/// Keeps one core busy (a spinning thread) while alive.
+///
+/// On the VM these benches were written on, an fdatasync issued while every
+/// core is idle takes several times longer than one issued while some core
+/// is busy (the I/O completion waits for an idle vCPU to wake up). The
+/// ledger always has a busy thread (the indexer) while appending; the raw
+/// baseline has none, so it is also measured beside a `BusyCore` to compare
+/// like with like.
+#[derive(Debug)]
+pub struct BusyCore {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BusyCore {
+    /// Starts the spinning thread.
+    pub fn start() -> BusyCore {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        BusyCore {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Appends each request in turn on this thread; the time it took.
 pub fn append_all(ledger: &Ledger, requests: Vec<AppendRequest>) -> ledger_core::Result<Duration> {
     let start = Instant::now();
@@ -202,10 +245,7 @@ pub fn append_all(ledger: &Ledger, requests: Vec<AppendRequest>) -> ledger_core:
 
 /// Appends `requests` from [`GROUP_THREADS`] threads at once (dealt out
 /// round-robin); the wall time from the moment all threads are ready.
-pub fn append_concurrently(
-    ledger: &Ledger,
-    requests: Vec<AppendRequest>,
-) -> ledger_core::Result<Duration> {
+pub fn append_concurrently(ledger: &Ledger, requests: Vec<AppendRequest>) -> ledger_core::Result<Duration> {
     let mut per_thread: Vec<Vec<AppendRequest>> = (0..GROUP_THREADS).map(|_| Vec::new()).collect();
     for (i, request) in requests.into_iter().enumerate() {
         per_thread[i % GROUP_THREADS].push(request);

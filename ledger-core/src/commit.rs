@@ -359,10 +359,13 @@ impl Writer {
             self.roll()?;
         }
         let offset = self.len;
-        let written = self
-            .file
-            .write_all(buf)
-            .and_then(|()| if self.shared.config.unsafe_no_sync { Ok(()) } else { self.file.sync_data() });
+        let written = self.file.write_all(buf).and_then(|()| {
+            if self.shared.config.unsafe_no_sync {
+                Ok(())
+            } else {
+                self.file.sync_data()
+            }
+        });
         if let Err(err) = written {
             // Best effort: take the partial group back off the disk. Recovery
             // would drop it anyway if its batch-end frame is missing.

@@ -77,7 +77,9 @@ pub enum LedgerError {
     },
     /// Some events of the batch are already in the log and others are not: a
     /// retry must resend exactly the batch that was acknowledged.
-    #[error("event id {event_id} already exists at seq {seq} but other events of the batch do not; a batch is appended whole or not at all")]
+    #[error(
+        "event id {event_id} already exists at seq {seq} but other events of the batch do not; a batch is appended whole or not at all"
+    )]
     PartialDuplicate {
         /// An id that is already stored.
         event_id: Uuid,
@@ -123,7 +125,11 @@ pub enum LedgerError {
         reason: String,
     },
     /// A record's hash chain link is broken.
-    #[error("broken chain at seq {seq}: prev_hash is {}, expected {}", hex::encode(found), hex::encode(expected))]
+    #[error(
+        "broken chain at seq {seq}: prev_hash is {}, expected {}",
+        hex::encode(found),
+        hex::encode(expected)
+    )]
     BrokenChain {
         /// The record whose `prev_hash` is wrong.
         seq: u64,

@@ -212,7 +212,13 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
     if is_json(&event.content_type)
         && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload)
     {
-        return Err(invalid("payload", format!("content type is {} but the payload is not valid JSON: {err}", event.content_type)));
+        return Err(invalid(
+            "payload",
+            format!(
+                "content type is {} but the payload is not valid JSON: {err}",
+                event.content_type
+            ),
+        ));
     }
     // Nanosecond timestamps are i64: keep occurred_at inside that range.
     if event.occurred_at.timestamp_nanos_opt().is_none() {
@@ -229,7 +235,11 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
     if metadata.extra.len() > limits::MAX_METADATA_ENTRIES {
         return Err(invalid(
             "metadata",
-            format!("{} entries, limit is {}", metadata.extra.len(), limits::MAX_METADATA_ENTRIES),
+            format!(
+                "{} entries, limit is {}",
+                metadata.extra.len(),
+                limits::MAX_METADATA_ENTRIES
+            ),
         ));
     }
     for (key, value) in &metadata.extra {
@@ -242,7 +252,8 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
             .map_err(|reason| invalid("metadata", format!("value of {key:?}: {reason}")))?;
     }
     if let Some(signature) = &event.signature {
-        check_name(&signature.key_id, limits::MAX_KEY_ID_BYTES).map_err(|reason| invalid("signature.key_id", reason))?;
+        check_name(&signature.key_id, limits::MAX_KEY_ID_BYTES)
+            .map_err(|reason| invalid("signature.key_id", reason))?;
     }
     Ok(())
 }
@@ -264,7 +275,9 @@ fn check_name(value: &str, max: usize) -> std::result::Result<(), String> {
         return Err(format!("{} bytes, limit is {max}", value.len()));
     }
     if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("contains {c:?}; whitespace and control characters are not allowed"));
+        return Err(format!(
+            "contains {c:?}; whitespace and control characters are not allowed"
+        ));
     }
     Ok(())
 }
@@ -308,16 +321,20 @@ mod tests {
     #[test]
     fn rejects_each_bad_field_by_name() {
         let good = Event::json("task/CUST-WP-0051-T03", "task.created", b"{}".to_vec());
-        let cases: Vec<(&str, Box<dyn Fn(&mut Event)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Event)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("stream", Box::new(|e| e.stream.clear())),
             ("stream", Box::new(|e| e.stream = "a b".into())),
             ("type", Box::new(|e| e.event_type.clear())),
             ("content_type", Box::new(|e| e.content_type.clear())),
             ("payload", Box::new(|e| e.payload = b"{not json".to_vec())),
             ("id", Box::new(|e| e.id = Uuid::nil())),
-            ("metadata", Box::new(|e| {
-                e.metadata.extra.insert(String::new(), "x".into());
-            })),
+            (
+                "metadata",
+                Box::new(|e| {
+                    e.metadata.extra.insert(String::new(), "x".into());
+                }),
+            ),
             ("metadata.trace_id", Box::new(|e| e.metadata.trace_id = "a\nb".into())),
         ];
         for (field, mutate) in cases {
@@ -336,10 +353,16 @@ mod tests {
         let mut event = Event::json("s", "t", b"[1,2,3,4,5]".to_vec());
         event.content_type = "application/octet-stream".into();
         let err = prepare(AppendRequest::new(vec![event]), &config).expect_err("too large");
-        assert!(matches!(err, LedgerError::PayloadTooLarge { size: 11, limit: 8, .. }), "{err}");
+        assert!(
+            matches!(err, LedgerError::PayloadTooLarge { size: 11, limit: 8, .. }),
+            "{err}"
+        );
         let events = (0..3).map(|_| Event::json("s", "t", b"1".to_vec())).collect();
         let err = prepare(AppendRequest::new(events), &config).expect_err("too many");
-        assert!(matches!(err, LedgerError::BatchTooLarge { count: 3, limit: 2 }), "{err}");
+        assert!(
+            matches!(err, LedgerError::BatchTooLarge { count: 3, limit: 2 }),
+            "{err}"
+        );
         let err = prepare(AppendRequest::new(vec![]), &config).expect_err("empty");
         assert_eq!(field_of(err), "events");
     }
@@ -348,13 +371,26 @@ mod tests {
     fn rejects_repeated_ids_and_mixed_stream_expectations() {
         let a = Event::json("s", "t", b"1".to_vec());
         let err = prepare(AppendRequest::new(vec![a.clone(), a.clone()]), &config()).expect_err("dup");
-        assert!(matches!(err, LedgerError::DuplicateIdInBatch { first: 0, second: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LedgerError::DuplicateIdInBatch {
+                    first: 0,
+                    second: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let b = Event::json("other", "t", b"1".to_vec());
         let request = AppendRequest {
             events: vec![a, b],
             expected_version: ExpectedVersion::NoStream,
         };
-        assert_eq!(field_of(prepare(request, &config()).expect_err("mixed")), "expected_version");
+        assert_eq!(
+            field_of(prepare(request, &config()).expect_err("mixed")),
+            "expected_version"
+        );
     }
 
     #[test]

@@ -355,7 +355,12 @@ impl Ledger {
     /// Merkle root of the first `size` records, from stored nodes.
     pub fn root_at(&self, size: u64) -> Result<Hash> {
         self.check_size("tree size", size)?;
-        subtree_root(&StoreNodes(self.shared.store.as_ref()), self.shared.identity.tree_hash, 0, size)
+        subtree_root(
+            &StoreNodes(self.shared.store.as_ref()),
+            self.shared.identity.tree_hash,
+            0,
+            size,
+        )
     }
 
     /// A signed checkpoint of the first `size` records: byte-identical to
@@ -384,7 +389,12 @@ impl Ledger {
     /// Inclusion proof of record `seq` in the tree of `size` records.
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>> {
         self.check_size("tree size", size)?;
-        inclusion_proof(&StoreNodes(self.shared.store.as_ref()), self.shared.identity.tree_hash, seq, size)
+        inclusion_proof(
+            &StoreNodes(self.shared.store.as_ref()),
+            self.shared.identity.tree_hash,
+            seq,
+            size,
+        )
     }
 
     /// Consistency proof from the tree of `old_size` to that of `new_size`.
@@ -486,7 +496,11 @@ fn load_or_create_identity(dir: &Path, config: &LedgerConfig) -> Result<LedgerId
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let log_dir = dir.join("log");
-            if log_dir.exists() && std::fs::read_dir(&log_dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+            if log_dir.exists()
+                && std::fs::read_dir(&log_dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
                 return Err(bad("missing, but the log directory has segments".to_string()));
             }
             if config.origin.is_empty() || config.origin.contains(['\n', ' ']) {
@@ -522,7 +536,9 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let target = dir.join(name);
     let ctx = || format!("writing {}", target.display());
     let mut file = File::create(&tmp).map_err(|e| LedgerError::io(ctx(), e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| LedgerError::io(ctx(), e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| LedgerError::io(ctx(), e))?;
     std::fs::rename(&tmp, &target).map_err(|e| LedgerError::io(ctx(), e))?;
     sync_dir(dir)
 }
@@ -564,7 +580,10 @@ fn recover_pass(
             let nodes = frontier.push(leaf)?;
             if record.seq + 1 == indexed_len && store.node(0, record.seq)? != Some(leaf) {
                 *disagrees = true;
-                return Err(LedgerError::Store(format!("index store disagrees with the log at seq {}", record.seq)));
+                return Err(LedgerError::Store(format!(
+                    "index store disagrees with the log at seq {}",
+                    record.seq
+                )));
             }
             if record.seq < indexed_len {
                 continue;
@@ -575,7 +594,11 @@ fn recover_pass(
                 stream_version: record.stream_version,
                 seq: record.seq,
             });
-            pending.nodes.extend(nodes.into_iter().map(|(level, index, hash)| TreeNode { level, index, hash }));
+            pending.nodes.extend(
+                nodes
+                    .into_iter()
+                    .map(|(level, index, hash)| TreeNode { level, index, hash }),
+            );
             pending.log_len_after = record.seq + 1;
         }
         if pending.events.len() >= APPLY_EVERY {

@@ -57,12 +57,13 @@ pub(crate) fn verify_signatures(events: &[PreparedEvent], resolver: Option<&dyn 
             continue;
         };
         let event_id = Uuid::from_bytes(event.header.id);
-        let key = resolver
-            .and_then(|r| r.resolve(&signature.key_id))
-            .ok_or_else(|| LedgerError::UnknownProducerKey {
-                event_id,
-                key_id: signature.key_id.clone(),
-            })?;
+        let key =
+            resolver
+                .and_then(|r| r.resolve(&signature.key_id))
+                .ok_or_else(|| LedgerError::UnknownProducerKey {
+                    event_id,
+                    key_id: signature.key_id.clone(),
+                })?;
         messages.push(event.header.signing_bytes());
         signatures.push(Signature::from_bytes(&signature.signature));
         keys.push(key);
@@ -85,7 +86,12 @@ pub(crate) fn verify_signatures(events: &[PreparedEvent], resolver: Option<&dyn 
     // (small-order components); never accept what the batch rejected.
     let (event_id, key_id) = events
         .iter()
-        .find_map(|e| e.header.signature.as_ref().map(|s| (Uuid::from_bytes(e.header.id), s.key_id.clone())))
+        .find_map(|e| {
+            e.header
+                .signature
+                .as_ref()
+                .map(|s| (Uuid::from_bytes(e.header.id), s.key_id.clone()))
+        })
         .unwrap_or_default();
     Err(LedgerError::BadProducerSignature { event_id, key_id })
 }

@@ -22,7 +22,9 @@ pub(crate) fn read_range(log: &RwLock<LogIndex>, from: u64, limit: usize, commit
     let mut seq = from;
     while seq < end {
         let location = {
-            let index = log.read().map_err(|_| LedgerError::Poisoned("log index lock poisoned".to_string()))?;
+            let index = log
+                .read()
+                .map_err(|_| LedgerError::Poisoned("log index lock poisoned".to_string()))?;
             index.locate(seq)
         };
         let Some(location) = location else {
@@ -40,7 +42,9 @@ pub(crate) fn read_range(log: &RwLock<LogIndex>, from: u64, limit: usize, commit
                 Ok(None) => break,
                 Err(problem) => {
                     let (offset, reason) = match problem {
-                        FrameProblem::Io(e) => return Err(LedgerError::io(format!("reading {}", location.path.display()), e)),
+                        FrameProblem::Io(e) => {
+                            return Err(LedgerError::io(format!("reading {}", location.path.display()), e));
+                        }
                         FrameProblem::Incomplete { offset } => (offset, "incomplete frame".to_string()),
                         FrameProblem::AbsurdLength { offset, body_len } => (offset, format!("frame length {body_len}")),
                         FrameProblem::BadCrc { offset, .. } => (offset, "frame fails its checksum".to_string()),
@@ -83,9 +87,11 @@ pub(crate) fn read_one(log: &RwLock<LogIndex>, seq: u64, committed: u64) -> Resu
             len: committed,
         });
     }
-    read_range(log, seq, 1, committed)?.pop().ok_or(LedgerError::OutOfRange {
-        what: "seq",
-        requested: seq,
-        len: committed,
-    })
+    read_range(log, seq, 1, committed)?
+        .pop()
+        .ok_or(LedgerError::OutOfRange {
+            what: "seq",
+            requested: seq,
+            len: committed,
+        })
 }

@@ -53,7 +53,8 @@ impl LocalKeySigner {
     /// A fresh random key.
     pub fn generate(name: &str) -> Result<LocalKeySigner> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| LedgerError::Signer(format!("no randomness for key generation: {e}")))?;
+        getrandom::fill(&mut seed)
+            .map_err(|e| LedgerError::Signer(format!("no randomness for key generation: {e}")))?;
         LocalKeySigner::from_seed(name, seed)
     }
 
@@ -110,11 +111,15 @@ impl LocalKeySigner {
             path: path.to_path_buf(),
             reason: reason.to_string(),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| LedgerError::io(format!("reading key file {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LedgerError::io(format!("reading key file {}", path.display()), e))?;
         let line = text.trim_end_matches('\n');
-        let rest = line.strip_prefix(PRIVATE_PREFIX).ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
-        let mut parts = rest.rsplitn(3, '+');
-        let (Some(encoded), Some(id_hex), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        let rest = line
+            .strip_prefix(PRIVATE_PREFIX)
+            .ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
+        // Names never contain '+'; base64 may, so split from the left.
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(encoded)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<key>"));
         };
         let decoded = BASE64.decode(encoded).map_err(|_| bad("key is not base64"))?;
@@ -162,14 +167,27 @@ mod tests {
         let path = dir.path().join("ledger.key");
         let signer = LocalKeySigner::generate("ledger.example/log")?;
         signer.save(&path)?;
-        let mode = std::fs::metadata(&path).map_err(|e| LedgerError::io("stat", e))?.permissions().mode();
+        // Seeds whose base64 contains '+' and '/' load too.
+        for seed in 0..32u8 {
+            let seeded = LocalKeySigner::from_seed("n", [seed.wrapping_mul(37); 32])?;
+            let seeded_path = dir.path().join(format!("k{seed}"));
+            seeded.save(&seeded_path)?;
+            assert_eq!(LocalKeySigner::load(&seeded_path)?.public_key(), seeded.public_key());
+        }
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| LedgerError::io("stat", e))?
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let loaded = LocalKeySigner::load(&path)?;
         assert_eq!(loaded.public_key(), signer.public_key());
         assert_eq!(loaded.key_name(), "ledger.example/log");
         let public = std::fs::read_to_string(public_key_path(&path)).map_err(|e| LedgerError::io("read", e))?;
         assert_eq!(public.trim_end(), signer.verifier_key()?.to_string());
-        assert!(matches!(signer.save(&path), Err(LedgerError::Io { .. })), "never overwrites a key");
+        assert!(
+            matches!(signer.save(&path), Err(LedgerError::Io { .. })),
+            "never overwrites a key"
+        );
         Ok(())
     }
 
@@ -184,7 +202,10 @@ mod tests {
             format!("{}x", &line[..line.len() - 2]),
         ] {
             std::fs::write(&path, bad).map_err(|e| LedgerError::io("write", e))?;
-            assert!(matches!(LocalKeySigner::load(&path), Err(LedgerError::BadKeyFile { .. })));
+            assert!(matches!(
+                LocalKeySigner::load(&path),
+                Err(LedgerError::BadKeyFile { .. })
+            ));
         }
         Ok(())
     }

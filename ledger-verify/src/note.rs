@@ -225,9 +225,7 @@ fn check_name(name: &str) -> Result<(), NoteError> {
     if is_valid_key_name(name) {
         Ok(())
     } else {
-        Err(NoteError::BadKeyName {
-            name: name.to_owned(),
-        })
+        Err(NoteError::BadKeyName { name: name.to_owned() })
     }
 }
 
@@ -247,9 +245,7 @@ impl VerifierKey {
     /// byte strings that are not Ed25519 public keys.
     pub fn from_public(name: &str, public_key: [u8; 32]) -> Result<VerifierKey, NoteError> {
         check_name(name)?;
-        VerifyingKey::from_bytes(&public_key).map_err(|_| NoteError::InvalidPublicKey {
-            name: name.to_owned(),
-        })?;
+        VerifyingKey::from_bytes(&public_key).map_err(|_| NoteError::InvalidPublicKey { name: name.to_owned() })?;
         Ok(VerifierKey {
             name: name.to_owned(),
             key_id: key_id(name, &public_key),
@@ -266,8 +262,7 @@ impl VerifierKey {
     pub fn parse(text: &str) -> Result<VerifierKey, NoteError> {
         // Base64 may itself contain '+', so only the first two separate.
         let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::MalformedVerifierKey);
         };
         check_name(name)?;
@@ -280,9 +275,7 @@ impl VerifierKey {
         }
         let key = BASE64
             .decode(key_b64)
-            .map_err(|_| NoteError::BadKeyBase64 {
-                name: name.to_owned(),
-            })?;
+            .map_err(|_| NoteError::BadKeyBase64 { name: name.to_owned() })?;
         match key.first() {
             Some(&ED25519_KEY_TYPE) => {}
             Some(&key_type) => {
@@ -319,13 +312,7 @@ impl std::fmt::Display for VerifierKey {
         let mut key = Vec::with_capacity(33);
         key.push(ED25519_KEY_TYPE);
         key.extend_from_slice(&self.public_key);
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id),
-            BASE64.encode(key)
-        )
+        write!(f, "{}+{}+{}", self.name, hex::encode(self.key_id), BASE64.encode(key))
     }
 }
 
@@ -356,11 +343,7 @@ impl NoteSignature {
         let mut bytes = Vec::with_capacity(4 + self.signature.len());
         bytes.extend_from_slice(&self.key_id);
         bytes.extend_from_slice(&self.signature);
-        format!(
-            "{SIGNATURE_LINE_PREFIX}{} {}\n",
-            self.name,
-            BASE64.encode(bytes)
-        )
+        format!("{SIGNATURE_LINE_PREFIX}{} {}\n", self.name, BASE64.encode(bytes))
     }
 }
 
@@ -375,9 +358,7 @@ fn is_forbidden(c: char) -> bool {
 fn check_text(text: &str, first_line: usize) -> Result<(), NoteError> {
     for (i, line) in text.split('\n').enumerate() {
         if line.chars().any(is_forbidden) {
-            return Err(NoteError::ControlCharacter {
-                line: first_line + i,
-            });
+            return Err(NoteError::ControlCharacter { line: first_line + i });
         }
     }
     Ok(())
@@ -422,23 +403,16 @@ pub fn parse_note(text: &str) -> Result<(String, Vec<NoteSignature>), NoteError>
         let rest = line_text
             .strip_prefix(SIGNATURE_LINE_PREFIX)
             .ok_or(NoteError::MalformedSignatureLine { line })?;
-        let (name, b64) = rest
-            .split_once(' ')
-            .ok_or(NoteError::MalformedSignatureLine { line })?;
+        let (name, b64) = rest.split_once(' ').ok_or(NoteError::MalformedSignatureLine { line })?;
         if !is_valid_key_name(name) {
             return Err(NoteError::BadSignatureName {
                 line,
                 name: name.to_owned(),
             });
         }
-        let bytes = BASE64
-            .decode(b64)
-            .map_err(|_| NoteError::BadSignatureBase64 { line })?;
+        let bytes = BASE64.decode(b64).map_err(|_| NoteError::BadSignatureBase64 { line })?;
         if bytes.len() < 5 {
-            return Err(NoteError::SignatureTooShort {
-                line,
-                len: bytes.len(),
-            });
+            return Err(NoteError::SignatureTooShort { line, len: bytes.len() });
         }
         let mut key_id = [0u8; 4];
         key_id.copy_from_slice(&bytes[..4]);
@@ -459,32 +433,24 @@ pub fn parse_note(text: &str) -> Result<(String, Vec<NoteSignature>), NoteError>
 /// this verifier does not know). A signature by a trusted key that does not
 /// verify is an error rather than skipped, since it means tampering. At least
 /// one trusted signature must verify.
-pub fn open_note(
-    text: &str,
-    keys: &[VerifierKey],
-) -> Result<(String, Vec<VerifierKey>), NoteError> {
+pub fn open_note(text: &str, keys: &[VerifierKey]) -> Result<(String, Vec<VerifierKey>), NoteError> {
     let (body, signatures) = parse_note(text)?;
     let mut verified: Vec<VerifierKey> = Vec::new();
     for sig in &signatures {
-        let Some(key) = keys
-            .iter()
-            .find(|k| k.name == sig.name && k.key_id == sig.key_id)
-        else {
+        let Some(key) = keys.iter().find(|k| k.name == sig.name && k.key_id == sig.key_id) else {
             continue;
         };
-        let signature: [u8; 64] =
-            sig.signature
-                .as_slice()
-                .try_into()
-                .map_err(|_| NoteError::BadSignatureLength {
-                    name: key.name.clone(),
-                    key_id: key.key_id,
-                    len: sig.signature.len(),
-                })?;
-        let verifying =
-            VerifyingKey::from_bytes(&key.public_key).map_err(|_| NoteError::InvalidPublicKey {
+        let signature: [u8; 64] = sig
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| NoteError::BadSignatureLength {
                 name: key.name.clone(),
+                key_id: key.key_id,
+                len: sig.signature.len(),
             })?;
+        let verifying = VerifyingKey::from_bytes(&key.public_key)
+            .map_err(|_| NoteError::InvalidPublicKey { name: key.name.clone() })?;
         verifying
             .verify_strict(body.as_bytes(), &Signature::from_bytes(&signature))
             .map_err(|_| NoteError::InvalidSignature {
@@ -555,12 +521,7 @@ impl Checkpoint {
     /// newline-terminated. Only well-formed checkpoints (see
     /// [`Checkpoint::validate`]) parse back to themselves.
     pub fn to_note_body(&self) -> String {
-        let mut body = format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            BASE64.encode(self.root)
-        );
+        let mut body = format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root));
         for ext in &self.extensions {
             body.push_str(ext);
             body.push('\n');
@@ -599,15 +560,11 @@ impl Checkpoint {
         if origin.is_empty() {
             return Err(NoteError::EmptyOrigin);
         }
-        let size_text = lines
-            .next()
-            .ok_or(NoteError::MissingCheckpointLine { line: 2 })?;
+        let size_text = lines.next().ok_or(NoteError::MissingCheckpointLine { line: 2 })?;
         let size = parse_size(size_text).ok_or_else(|| NoteError::BadTreeSize {
             text: size_text.to_owned(),
         })?;
-        let root_text = lines
-            .next()
-            .ok_or(NoteError::MissingCheckpointLine { line: 3 })?;
+        let root_text = lines.next().ok_or(NoteError::MissingCheckpointLine { line: 3 })?;
         let root = parse_root(root_text).ok_or_else(|| NoteError::BadRootHash {
             text: root_text.to_owned(),
         })?;
@@ -628,9 +585,8 @@ impl Checkpoint {
 }
 
 fn parse_size(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     if canonical { text.parse().ok() } else { None }
 }
 
@@ -705,10 +661,7 @@ mod tests {
         let (body, keys) = open_note(&note, std::slice::from_ref(&key)).unwrap();
         assert_eq!(body, GO_BODY);
         assert_eq!(keys, vec![key]);
-        assert_eq!(
-            sign_note(GO_BODY, "PeterNeumann", &go_signing_key()).unwrap(),
-            note
-        );
+        assert_eq!(sign_note(GO_BODY, "PeterNeumann", &go_signing_key()).unwrap(), note);
     }
 
     #[test]
@@ -736,23 +689,11 @@ mod tests {
         let cases = [
             ("nope".to_owned(), NoteError::MalformedVerifierKey),
             (format!("{name}+{id}"), NoteError::MalformedVerifierKey),
-            (
-                format!("{text}+x"),
-                NoteError::BadKeyBase64 {
-                    name: name.to_owned(),
-                },
-            ),
-            (
-                format!("+{id}+{b64}"),
-                NoteError::BadKeyName {
-                    name: String::new(),
-                },
-            ),
+            (format!("{text}+x"), NoteError::BadKeyBase64 { name: name.to_owned() }),
+            (format!("+{id}+{b64}"), NoteError::BadKeyName { name: String::new() }),
             (
                 format!("a b+{id}+{b64}"),
-                NoteError::BadKeyName {
-                    name: "a b".to_owned(),
-                },
+                NoteError::BadKeyName { name: "a b".to_owned() },
             ),
             (
                 format!("{name}+{}+{b64}", &id[..7]),
@@ -770,9 +711,7 @@ mod tests {
             ),
             (
                 format!("{name}+{id}+{}", &b64[1..]),
-                NoteError::BadKeyBase64 {
-                    name: name.to_owned(),
-                },
+                NoteError::BadKeyBase64 { name: name.to_owned() },
             ),
             (
                 format!("{name}+{id}+{}", with_type(0x02)),
@@ -818,15 +757,11 @@ mod tests {
         let id = hex::encode(key_id("n", &bad_point));
         assert_eq!(
             VerifierKey::parse(&format!("n+{id}+{}", BASE64.encode(k))),
-            Err(NoteError::InvalidPublicKey {
-                name: "n".to_owned()
-            })
+            Err(NoteError::InvalidPublicKey { name: "n".to_owned() })
         );
         assert_eq!(
             VerifierKey::from_public("n", bad_point),
-            Err(NoteError::InvalidPublicKey {
-                name: "n".to_owned()
-            })
+            Err(NoteError::InvalidPublicKey { name: "n".to_owned() })
         );
     }
 
@@ -847,10 +782,7 @@ mod tests {
         let note = sign_note(&body, "example.com/log", &signing).unwrap();
         assert!(note.starts_with(&format!("{body}\n\u{2014} example.com/log ")));
         assert!(note.ends_with('\n'));
-        assert_eq!(
-            open_checkpoint(&note, std::slice::from_ref(&key)).unwrap(),
-            cp
-        );
+        assert_eq!(open_checkpoint(&note, std::slice::from_ref(&key)).unwrap(), cp);
 
         let (parsed_body, sigs) = parse_note(&note).unwrap();
         assert_eq!(parsed_body, body);
@@ -928,11 +860,7 @@ mod tests {
                 if parse_note(&text).is_err() {
                     continue;
                 }
-                assert_eq!(
-                    open_note(&text, keys).map(|_| ()),
-                    invalid.clone(),
-                    "byte {i}"
-                );
+                assert_eq!(open_note(&text, keys).map(|_| ()), invalid.clone(), "byte {i}");
                 tampered += 1;
             }
         }
@@ -946,11 +874,7 @@ mod tests {
             let mut sig = sigs[0].clone();
             sig.signature[i] ^= 0x04;
             let text = format!("{body}\n{}", sig.to_line());
-            assert_eq!(
-                open_note(&text, keys).map(|_| ()),
-                invalid.clone(),
-                "sig byte {i}"
-            );
+            assert_eq!(open_note(&text, keys).map(|_| ()), invalid.clone(), "sig byte {i}");
         }
         let mut short = sigs[0].clone();
         short.signature.pop();
@@ -981,14 +905,8 @@ mod tests {
             (note.trim_end().to_owned(), NoteError::UnterminatedNote),
             (format!("{body}{line}"), NoteError::MissingSignatures),
             (format!("{body}\n"), NoteError::MissingSignatures),
-            (
-                format!("a\tb\n\n{line}"),
-                NoteError::ControlCharacter { line: 1 },
-            ),
-            (
-                format!("a\nb\r\n\n{line}"),
-                NoteError::ControlCharacter { line: 2 },
-            ),
+            (format!("a\tb\n\n{line}"), NoteError::ControlCharacter { line: 1 }),
+            (format!("a\nb\r\n\n{line}"), NoteError::ControlCharacter { line: 2 }),
             (
                 format!("{body}\n- k {b64}\n"),
                 NoteError::MalformedSignatureLine { line: 4 },
@@ -1040,26 +958,18 @@ mod tests {
             name: "k".to_owned(),
             key_id: [0xde, 0xad, 0xbe, 0xef],
         };
-        assert_eq!(
-            e.to_string(),
-            "signature by key \"k\" (deadbeef) does not verify"
-        );
+        assert_eq!(e.to_string(), "signature by key \"k\" (deadbeef) does not verify");
 
         let key = VerifierKey::from_signing_key("k", &signing).unwrap();
         assert_eq!(sign_note("", "k", &signing), Err(NoteError::EmptyBody));
-        assert_eq!(
-            sign_note("a", "k", &signing),
-            Err(NoteError::UnterminatedNote)
-        );
+        assert_eq!(sign_note("a", "k", &signing), Err(NoteError::UnterminatedNote));
         assert_eq!(
             sign_note("a\x00\n", "k", &signing),
             Err(NoteError::ControlCharacter { line: 1 })
         );
         assert_eq!(
             sign_note(body, "k k", &signing),
-            Err(NoteError::BadKeyName {
-                name: "k k".to_owned()
-            })
+            Err(NoteError::BadKeyName { name: "k k".to_owned() })
         );
         // A body with a blank line inside still splits at the last blank line.
         let blank = sign_note("a\n\nb\n", "k", &signing).unwrap();
@@ -1085,14 +995,8 @@ mod tests {
         let cases: Vec<(String, NoteError)> = vec![
             (format!("o\n1\n{root}"), NoteError::UnterminatedBody),
             (format!("\n1\n{root}\n"), NoteError::EmptyOrigin),
-            (
-                "o\n".to_owned(),
-                NoteError::MissingCheckpointLine { line: 2 },
-            ),
-            (
-                "o\n1\n".to_owned(),
-                NoteError::MissingCheckpointLine { line: 3 },
-            ),
+            ("o\n".to_owned(), NoteError::MissingCheckpointLine { line: 2 }),
+            ("o\n1\n".to_owned(), NoteError::MissingCheckpointLine { line: 3 }),
             (format!("o\n01\n{root}\n"), size_err("01")),
             (format!("o\n+1\n{root}\n"), size_err("+1")),
             (format!("o\n-1\n{root}\n"), size_err("-1")),
@@ -1116,18 +1020,12 @@ mod tests {
                 root_err(&BASE64.encode([1u8; 33])),
             ),
             ("o\n1\nAA\n".to_owned(), root_err("AA")),
-            (
-                format!("o\n1\n{root}\n\n"),
-                NoteError::EmptyExtensionLine { line: 4 },
-            ),
+            (format!("o\n1\n{root}\n\n"), NoteError::EmptyExtensionLine { line: 4 }),
             (
                 format!("o\n1\n{root}\next\n\nmore\n"),
                 NoteError::EmptyExtensionLine { line: 5 },
             ),
-            (
-                format!("o\n1\n{root}\ne\tx\n"),
-                NoteError::ControlCharacter { line: 4 },
-            ),
+            (format!("o\n1\n{root}\ne\tx\n"), NoteError::ControlCharacter { line: 4 }),
         ];
         for (text, want) in cases {
             assert_eq!(Checkpoint::parse_body(&text), Err(want), "{text:?}");
@@ -1137,10 +1035,7 @@ mod tests {
         cp.extensions.push("two\nlines".to_owned());
         assert_eq!(cp.validate(), Err(NoteError::ControlCharacter { line: 6 }));
         cp.extensions[2] = String::new();
-        assert_eq!(
-            cp.validate(),
-            Err(NoteError::EmptyExtensionLine { line: 6 })
-        );
+        assert_eq!(cp.validate(), Err(NoteError::EmptyExtensionLine { line: 6 }));
         cp.origin = String::new();
         assert_eq!(cp.validate(), Err(NoteError::EmptyOrigin));
     }

@@ -224,7 +224,10 @@ impl RecordHeader {
         for _ in 0..n_extra {
             let key = r.string("metadata key")?;
             let value = r.string("metadata value")?;
-            if last_key.as_deref().is_some_and(|last| last.as_bytes() >= key.as_bytes()) {
+            if last_key
+                .as_deref()
+                .is_some_and(|last| last.as_bytes() >= key.as_bytes())
+            {
                 return Err(DecodeError::UnsortedMetadata { key });
             }
             last_key = Some(key.clone());

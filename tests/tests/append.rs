@@ -9,7 +9,10 @@ fn appends_get_sequential_receipts_and_read_back() -> anyhow::Result<()> {
     let ledger = open(dir.path())?;
     let first = ledger.append(health_batch("ops-hub", 0, 3))?;
     assert_eq!(first.receipts.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1, 2]);
-    assert_eq!(first.receipts.iter().map(|r| r.stream_version).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(
+        first.receipts.iter().map(|r| r.stream_version).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     assert!(!first.deduplicated);
     assert_eq!(first.checkpoint.size(), 3);
     let second = ledger.append(health_batch("registry", 3, 2))?;
@@ -90,7 +93,10 @@ fn expected_version_is_enforced() -> anyhow::Result<()> {
     let mut stale = health_batch("ops-hub", 3, 1);
     stale.expected_version = ExpectedVersion::Exact(0);
     let err = ledger.append(stale).expect_err("stale");
-    assert!(matches!(err, LedgerError::WrongExpectedVersion { actual: Some(1), .. }), "{err}");
+    assert!(
+        matches!(err, LedgerError::WrongExpectedVersion { actual: Some(1), .. }),
+        "{err}"
+    );
     let mut exact = health_batch("ops-hub", 4, 1);
     exact.expected_version = ExpectedVersion::Exact(1);
     assert_eq!(ledger.append(exact)?.receipts[0].stream_version, 2);
@@ -101,7 +107,10 @@ fn expected_version_is_enforced() -> anyhow::Result<()> {
     let mut after = health_batch("ops-hub", 5, 1);
     after.expected_version = ExpectedVersion::Exact(1);
     let err = ledger.append(after).expect_err("head is 2 after restart");
-    assert!(matches!(err, LedgerError::WrongExpectedVersion { actual: Some(2), .. }), "{err}");
+    assert!(
+        matches!(err, LedgerError::WrongExpectedVersion { actual: Some(2), .. }),
+        "{err}"
+    );
     Ok(())
 }
 

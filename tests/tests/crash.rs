@@ -24,8 +24,11 @@ fn sigkill_never_loses_an_acknowledged_event() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let exe = env!("CARGO_BIN_EXE_crash-appender");
     let mut acked: HashMap<u64, Uuid> = HashMap::new();
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64 | 1;
-    let rounds = 12;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64
+        | 1;
+    let rounds = 25;
     for round in 0..rounds {
         let mut child = Command::new(exe)
             .arg(dir.path())
@@ -67,11 +70,18 @@ fn sigkill_never_loses_an_acknowledged_event() -> anyhow::Result<()> {
         // Reopen in this process and check.
         let ledger = ledger_tests::open(dir.path())?;
         let len = ledger.len();
-        for (&seq, &id) in &acked {
-            assert!(seq < len, "round {round}: acknowledged seq {seq} missing (log has {len})");
-            assert_eq!(ledger.read(seq)?.event_id(), id, "round {round}: seq {seq} holds another event");
-        }
         let records = ledger.read_range(0, len as usize)?;
+        for (&seq, &id) in &acked {
+            assert!(
+                seq < len,
+                "round {round}: acknowledged seq {seq} missing (log has {len})"
+            );
+            assert_eq!(
+                records[seq as usize].event_id(),
+                id,
+                "round {round}: seq {seq} holds another event"
+            );
+        }
         let mut batches: HashMap<String, (usize, usize)> = HashMap::new();
         for (i, record) in records.iter().enumerate() {
             assert_eq!(record.seq(), i as u64);
@@ -92,7 +102,10 @@ fn sigkill_never_loses_an_acknowledged_event() -> anyhow::Result<()> {
         assert_eq!(outcome.receipts[0].seq, len);
         acked.insert(len, outcome.receipts[0].event_id);
         ledger.close()?;
-        eprintln!("round {round}: killed after {delay} ms, {new_acks} new acks, log has {} records", len + 1);
+        eprintln!(
+            "round {round}: killed after {delay} ms, {new_acks} new acks, log has {} records",
+            len + 1
+        );
     }
     assert!(acked.len() > rounds as usize, "the child never acknowledged anything");
     Ok(())

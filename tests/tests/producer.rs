@@ -30,7 +30,10 @@ fn producer_signatures_are_checked_per_event() -> anyhow::Result<()> {
     let outcome = ledger.append(AppendRequest::new(good))?;
     assert_eq!(outcome.receipts.len(), 4);
     let stored = ledger.read(0)?;
-    assert_eq!(stored.header.event.signature.as_ref().map(|s| s.key_id.as_str()), Some("probe-1"));
+    assert_eq!(
+        stored.header.event.signature.as_ref().map(|s| s.key_id.as_str()),
+        Some("probe-1")
+    );
 
     let mut forged = signed(&probe, "probe-1", 10);
     forged.payload = br#"{"forged":true}"#.to_vec();
@@ -42,8 +45,13 @@ fn producer_signatures_are_checked_per_event() -> anyhow::Result<()> {
         "{err}"
     );
     let unknown = signed(&probe, "probe-2", 12);
-    let err = ledger.append(AppendRequest::new(vec![unknown])).expect_err("unknown key");
-    assert!(matches!(&err, LedgerError::UnknownProducerKey { key_id, .. } if key_id == "probe-2"), "{err}");
+    let err = ledger
+        .append(AppendRequest::new(vec![unknown]))
+        .expect_err("unknown key");
+    assert!(
+        matches!(&err, LedgerError::UnknownProducerKey { key_id, .. } if key_id == "probe-2"),
+        "{err}"
+    );
     assert_eq!(ledger.len(), 4, "rejected batches wrote nothing");
     Ok(())
 }
@@ -61,20 +69,48 @@ fn bad_input_is_rejected_whole_and_names_the_field() -> anyhow::Result<()> {
     big.payload = vec![0; 513];
     let batch = vec![health_event("ops-hub", 0), big];
     let err = ledger.append(AppendRequest::new(batch)).expect_err("too big");
-    assert!(matches!(err, LedgerError::PayloadTooLarge { index: 1, size: 513, limit: 512, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LedgerError::PayloadTooLarge {
+                index: 1,
+                size: 513,
+                limit: 512,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("max_payload_bytes"), "{err}");
 
     let mut no_stream = health_event("ops-hub", 2);
     no_stream.stream.clear();
-    let err = ledger.append(AppendRequest::new(vec![no_stream])).expect_err("empty stream");
-    assert!(matches!(err, LedgerError::InvalidEvent { field: "stream", index: 0, .. }), "{err}");
+    let err = ledger
+        .append(AppendRequest::new(vec![no_stream]))
+        .expect_err("empty stream");
+    assert!(
+        matches!(
+            err,
+            LedgerError::InvalidEvent {
+                field: "stream",
+                index: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut no_type = health_event("ops-hub", 3);
     no_type.event_type.clear();
-    let err = ledger.append(AppendRequest::new(vec![no_type])).expect_err("empty type");
+    let err = ledger
+        .append(AppendRequest::new(vec![no_type]))
+        .expect_err("empty type");
     assert!(matches!(err, LedgerError::InvalidEvent { field: "type", .. }), "{err}");
 
     assert_eq!(ledger.len(), 0, "nothing was written");
-    assert_eq!(std::fs::metadata(dir.path().join("log/00000000000000000000.seg"))?.len(), 32);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("log/00000000000000000000.seg"))?.len(),
+        32
+    );
     Ok(())
 }

@@ -70,14 +70,30 @@ fn proofs_beyond_the_log_are_refused() -> anyhow::Result<()> {
     let ledger = ledger_with(HashAlg::Blake3, dir.path())?;
     ledger.append(health_batch("ops-hub", 0, 4))?;
     let err = ledger.inclusion_proof(0, 5).expect_err("size 5 > 4");
-    assert!(matches!(err, LedgerError::OutOfRange { requested: 5, len: 4, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LedgerError::OutOfRange {
+                requested: 5,
+                len: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = ledger.inclusion_proof(4, 4).expect_err("seq 4 not in size 4");
     assert!(
-        matches!(err, LedgerError::Proof(ProofError::IndexOutOfRange { index: 4, size: 4 })),
+        matches!(
+            err,
+            LedgerError::Proof(ProofError::IndexOutOfRange { index: 4, size: 4 })
+        ),
         "{err}"
     );
     let err = ledger.consistency_proof(3, 2).expect_err("old > new");
-    assert!(matches!(err, LedgerError::Proof(ProofError::OldSizeGreater { old: 3, new: 2 })), "{err}");
+    assert!(
+        matches!(err, LedgerError::Proof(ProofError::OldSizeGreater { old: 3, new: 2 })),
+        "{err}"
+    );
     Ok(())
 }
 

@@ -94,7 +94,11 @@ fn torn_final_frame_drops_its_whole_batch() -> anyhow::Result<()> {
     truncate(&segment, offset + (end - offset) / 2)?;
     let ledger = open(work.path())?;
     assert_eq!(ledger.len(), 6);
-    assert_eq!(std::fs::metadata(&segment)?.len(), frames[5].1, "truncated to the end of seq 5");
+    assert_eq!(
+        std::fs::metadata(&segment)?.len(),
+        frames[5].1,
+        "truncated to the end of seq 5"
+    );
     // The ledger keeps going from there.
     let outcome = ledger.append(health_batch("ops-hub", 100, 2))?;
     assert_eq!(outcome.receipts[0].seq, 6);
@@ -145,7 +149,10 @@ fn flipped_byte_mid_segment_refuses_to_open_and_names_it() -> anyhow::Result<()>
     assert_eq!(at, offset);
     assert_eq!(seq, Some(4));
     assert!(reason.contains("checksum"), "{reason}");
-    assert!(message.contains("00000000000000000000.seg") && message.contains("seq 4"), "{message}");
+    assert!(
+        message.contains("00000000000000000000.seg") && message.contains("seq 4"),
+        "{message}"
+    );
     // Refusing changed nothing on disk.
     assert_eq!(std::fs::read(&segment)?, bytes);
     Ok(())
@@ -207,7 +214,9 @@ fn torn_tail_may_not_cut_records_the_index_saw_committed() -> anyhow::Result<()>
     let segment = dir.path().join(SEGMENT);
     let frames = frames(&segment)?;
     truncate(&segment, frames[2].1 - 1)?;
-    let err = open(dir.path()).expect_err("acknowledged records are gone").downcast::<LedgerError>()?;
+    let err = open(dir.path())
+        .expect_err("acknowledged records are gone")
+        .downcast::<LedgerError>()?;
     let (_, _, seq, reason) = corrupt_error(err);
     assert_eq!(seq, Some(0));
     assert!(reason.contains("refusing to drop acknowledged records"), "{reason}");
@@ -258,7 +267,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -15,9 +15,10 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use ledger_benches::{
-    EventSource, GROUP_THREADS, PAYLOAD_BYTES, RawLog, append_all, append_concurrently, bench_dir,
-    dir_bytes, health_payload, open_ledger, raw_append_all, raw_frames,
+    BusyCore, EventSource, GROUP_THREADS, PAYLOAD_BYTES, RawLog, append_all, append_concurrently, bench_config,
+    bench_dir, dir_bytes, health_payload, open_ledger, open_ledger_with, raw_append_all, raw_frames,
 };
+use ledger_core::LedgerConfig;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -81,9 +82,9 @@ fn per_second(events: usize, elapsed: Duration) -> f64 {
 
 /// One ledger run: fresh ledger, events built first, then timed appends.
 /// Returns (events/s, log bytes per event).
-fn ledger_run(workload: Workload) -> AnyResult<(f64, f64)> {
+fn ledger_run(workload: Workload, config: LedgerConfig) -> AnyResult<(f64, f64)> {
     let dir = bench_dir()?;
-    let ledger = open_ledger(dir.path())?;
+    let ledger = open_ledger_with(dir.path(), config)?;
     let log_before = dir_bytes(&dir.path().join("log"))?;
     let requests = EventSource::default().requests(workload.batches, workload.batch);
     let elapsed = if workload.threaded {
@@ -102,7 +103,9 @@ fn ledger_run(workload: Workload) -> AnyResult<(f64, f64)> {
 /// The raw baseline for a workload: same batch size, same event count,
 /// same framed bytes, one writer (for the threaded workload too: one
 /// fdatasync per event is what eight uncoordinated writers would get).
-fn raw_run(workload: Workload) -> AnyResult<f64> {
+/// `busy`: with one core kept busy meanwhile (see [`BusyCore`]).
+fn raw_run(workload: Workload, busy: bool) -> AnyResult<f64> {
+    let _spinner = busy.then(BusyCore::start);
     let dir = bench_dir()?;
     let mut raw = RawLog::create(dir.path())?;
     let frames = raw_frames(&EventSource::default().events(workload.batch));
@@ -182,47 +185,62 @@ fn main() -> AnyResult<()> {
     ];
 
     println!(
-        "| workload | events | ledger events/s | raw append+fdatasync events/s | ledger / raw |"
+        "| workload | events | ledger events/s | raw events/s, idle cores | raw events/s, one core busy \
+         | ledger / raw idle | ledger / raw busy |"
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut bytes_per_event = 0.0;
     for workload in workloads {
-        let mut ledger_rates = Vec::new();
-        let mut raw_rates = Vec::new();
+        let (mut ledger_rates, mut idle_rates, mut busy_rates) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
-            // Interleave so drift on a noisy machine hits both alike.
-            let (rate, bytes) = ledger_run(workload)?;
+            // Interleave so drift on a noisy machine hits all three alike.
+            let (rate, bytes) = ledger_run(workload, bench_config())?;
             ledger_rates.push(rate);
             bytes_per_event = bytes;
-            raw_rates.push(raw_run(workload)?);
+            idle_rates.push(raw_run(workload, false)?);
+            busy_rates.push(raw_run(workload, true)?);
         }
-        let (ledger, raw) = (Rates::of(ledger_rates), Rates::of(raw_rates));
+        let (ledger, idle, busy) = (Rates::of(ledger_rates), Rates::of(idle_rates), Rates::of(busy_rates));
         let raw_label = if workload.threaded {
             " (raw: batch 1, 1 writer)"
         } else {
             ""
         };
         println!(
-            "| {}{} | {} | {} | {} | {:.0} % |",
+            "| {}{} | {} | {} | {} | {} | {:.0} % | {:.0} % |",
             workload.label,
             raw_label,
             workload.events(),
             ledger.cell(),
-            raw.cell(),
-            100.0 * ledger.median / raw.median
+            idle.cell(),
+            busy.cell(),
+            100.0 * ledger.median / idle.median,
+            100.0 * ledger.median / busy.median,
         );
     }
     println!();
 
+    // Diagnostic: the same batch-1024 workload without fdatasync, i.e. the
+    // CPU-bound ceiling of everything but the disk.
+    let no_sync = LedgerConfig {
+        unsafe_no_sync: true,
+        ..bench_config()
+    };
+    let mut no_sync_rates = Vec::new();
+    for _ in 0..runs {
+        no_sync_rates.push(ledger_run(workloads[0], no_sync.clone())?.0);
+    }
+    println!(
+        "Diagnostic, batch 1024 with `unsafe_no_sync` (NOT durable; CPU ceiling): {} events/s",
+        Rates::of(no_sync_rates).cell()
+    );
     let blake3 = Rates::of((0..runs).map(|_| blake3_rate(4_000_000 / scale)).collect());
     println!(
         "BLAKE3 of a {PAYLOAD_BYTES}-byte payload: {} hashes/s ({:.0} MB/s)",
         blake3.cell(),
         blake3.median * PAYLOAD_BYTES as f64 / 1e6
     );
-    println!(
-        "Ledger log bytes per event (frame + canonical header + payload): {bytes_per_event:.0}"
-    );
+    println!("Ledger log bytes per event (frame + canonical header + payload): {bytes_per_event:.0}");
     println!();
 
     let (events, appended, total) = sustained_run(489 / scale)?;

@@ -55,9 +55,13 @@ pub struct SegmentCursor<'a> {
     end: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    chunk: usize,
 }
 
-const READ_CHUNK: usize = 256 * 1024;
+/// First read size: a point read of one record stays small...
+const FIRST_CHUNK: usize = 8 * 1024;
+/// ...and each refill doubles up to this, so scans read in large chunks.
+const MAX_CHUNK: usize = 1024 * 1024;
 
 impl<'a> SegmentCursor<'a> {
     /// A cursor over `file` from `offset` (a frame boundary) to `end`.
@@ -68,6 +72,7 @@ impl<'a> SegmentCursor<'a> {
             end,
             buf: Vec::new(),
             buf_start: offset,
+            chunk: FIRST_CHUNK,
         }
     }
 
@@ -122,7 +127,8 @@ impl<'a> SegmentCursor<'a> {
         }
         let buf_end = self.buf_start + self.buf.len() as u64;
         if at < self.buf_start || at + len as u64 > buf_end {
-            let want = len.max(READ_CHUNK).min((self.end - at) as usize);
+            let want = len.max(self.chunk).min((self.end - at) as usize);
+            self.chunk = (self.chunk * 2).min(MAX_CHUNK);
             self.buf.resize(want, 0);
             self.file.read_exact_at(&mut self.buf, at).map_err(FrameProblem::Io)?;
             self.buf_start = at;

@@ -53,7 +53,10 @@ impl SegmentHeader {
     /// Parses header bytes, naming what is wrong.
     pub fn decode(bytes: &[u8]) -> std::result::Result<SegmentHeader, String> {
         if bytes.len() < SEGMENT_HEADER_LEN as usize {
-            return Err(format!("header is {} bytes, expected {SEGMENT_HEADER_LEN}", bytes.len()));
+            return Err(format!(
+                "header is {} bytes, expected {SEGMENT_HEADER_LEN}",
+                bytes.len()
+            ));
         }
         if &bytes[..8] != SEGMENT_MAGIC {
             return Err("bad segment magic".to_string());
@@ -88,7 +91,9 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         let entry = entry.map_err(|e| LedgerError::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_suffix(".seg") else { continue };
+        let Some(stem) = name.strip_suffix(".seg") else {
+            continue;
+        };
         let first_seq = stem.parse::<u64>().map_err(|_| LedgerError::BadLedgerDir {
             path: entry.path(),
             reason: "segment file name is not a sequence number".to_string(),
@@ -111,7 +116,8 @@ pub fn create_segment(dir: &Path, header: SegmentHeader) -> Result<(File, PathBu
         .open(&path)
         .map_err(|e| LedgerError::io(ctx(), e))?;
     use std::io::Write as _;
-    file.write_all(&header.encode()).map_err(|e| LedgerError::io(ctx(), e))?;
+    file.write_all(&header.encode())
+        .map_err(|e| LedgerError::io(ctx(), e))?;
     file.sync_all().map_err(|e| LedgerError::io(ctx(), e))?;
     sync_dir(dir)?;
     Ok((file, path))

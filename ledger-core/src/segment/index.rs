@@ -29,7 +29,7 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     /// Notes a committed record at `offset` ending at `end`.
     pub fn push(&mut self, offset: u64, end: u64) {
-        if self.n_records % SPARSE_EVERY == 0 {
+        if self.n_records.is_multiple_of(SPARSE_EVERY) {
             self.sparse.push(offset);
         }
         self.n_records += 1;

@@ -174,16 +174,30 @@ fn scan_segment(
         .map_err(|e| LedgerError::io(format!("reading header of {}", path.display()), e))?;
     let header = SegmentHeader::decode(&header_bytes).map_err(|reason| corrupt(0, None, reason))?;
     if header.tree_hash != tree_hash {
-        return Err(corrupt(0, None, format!("segment uses tree hash {}, the ledger uses {tree_hash}", header.tree_hash)));
+        return Err(corrupt(
+            0,
+            None,
+            format!(
+                "segment uses tree hash {}, the ledger uses {tree_hash}",
+                header.tree_hash
+            ),
+        ));
     }
     if header.first_seq != first_seq {
-        return Err(corrupt(0, None, format!("header says first seq {}, file name says {first_seq}", header.first_seq)));
+        return Err(corrupt(
+            0,
+            None,
+            format!("header says first seq {}, file name says {first_seq}", header.first_seq),
+        ));
     }
     if first_seq != state.next_seq {
         return Err(corrupt(
             0,
             Some(state.next_seq),
-            format!("segment starts at seq {first_seq} but the previous one ends at {}: records are missing", state.next_seq),
+            format!(
+                "segment starts at seq {first_seq} but the previous one ends at {}: records are missing",
+                state.next_seq
+            ),
         ));
     }
     let file = Arc::new(file);
@@ -202,25 +216,43 @@ fn scan_segment(
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
             Err(FrameProblem::Io(e)) => return Err(LedgerError::io(format!("reading {}", path.display()), e)),
-            Err(FrameProblem::Incomplete { offset }) if is_last => break Some((offset, "incomplete final frame".to_string())),
-            Err(FrameProblem::BadCrc { offset, ends_at_eof: true }) if is_last => {
+            Err(FrameProblem::Incomplete { offset }) if is_last => {
+                break Some((offset, "incomplete final frame".to_string()));
+            }
+            Err(FrameProblem::BadCrc {
+                offset,
+                ends_at_eof: true,
+            }) if is_last => {
                 break Some((offset, "final frame fails its checksum".to_string()));
             }
             Err(problem) => {
                 let (offset, reason) = match problem {
                     FrameProblem::Incomplete { offset } => (offset, "incomplete frame in a closed segment".to_string()),
-                    FrameProblem::AbsurdLength { offset, body_len } => (offset, format!("frame length {body_len} is not a record")),
-                    FrameProblem::BadCrc { offset, .. } => (offset, "frame fails its checksum and more data follows".to_string()),
+                    FrameProblem::AbsurdLength { offset, body_len } => {
+                        (offset, format!("frame length {body_len} is not a record"))
+                    }
+                    FrameProblem::BadCrc { offset, .. } => {
+                        (offset, "frame fails its checksum and more data follows".to_string())
+                    }
                     FrameProblem::Io(_) => (cursor.offset(), "read error".to_string()),
                 };
-                return Err(corrupt(offset, Some(state.next_seq + state.pending.len() as u64), reason));
+                return Err(corrupt(
+                    offset,
+                    Some(state.next_seq + state.pending.len() as u64),
+                    reason,
+                ));
             }
         };
         let seq = state.next_seq + state.pending.len() as u64;
-        let (canonical, payload) = split_body(&frame.body).map_err(|reason| corrupt(frame.offset, Some(seq), reason))?;
+        let (canonical, payload) =
+            split_body(&frame.body).map_err(|reason| corrupt(frame.offset, Some(seq), reason))?;
         let record = RecordHeader::decode(canonical).map_err(|e| corrupt(frame.offset, Some(seq), e.to_string()))?;
         if record.seq != seq {
-            return Err(corrupt(frame.offset, Some(seq), format!("record says seq {}, expected {seq}", record.seq)));
+            return Err(corrupt(
+                frame.offset,
+                Some(seq),
+                format!("record says seq {}, expected {seq}", record.seq),
+            ));
         }
         let prev = state.pending.last().map_or(state.last_hash, |(r, _, _)| r.record_hash);
         if record.prev_hash != prev {
@@ -231,10 +263,18 @@ fn scan_segment(
             });
         }
         if record.event.payload_len != payload.len() as u64 || record.event.payload_hash != payload_hash(payload) {
-            return Err(corrupt(frame.offset, Some(seq), "payload does not match its length and hash".to_string()));
+            return Err(corrupt(
+                frame.offset,
+                Some(seq),
+                "payload does not match its length and hash".to_string(),
+            ));
         }
         if record.recorded_at_ns < state.last_recorded_at_ns {
-            return Err(corrupt(frame.offset, Some(seq), "recorded_at goes backwards".to_string()));
+            return Err(corrupt(
+                frame.offset,
+                Some(seq),
+                "recorded_at goes backwards".to_string(),
+            ));
         }
         state.last_recorded_at_ns = record.recorded_at_ns;
         let scanned = ScannedRecord {
@@ -252,14 +292,20 @@ fn scan_segment(
     };
     let tear = match tear {
         Some(tear) => Some(tear),
-        None if !state.pending.is_empty() => Some((state.pending[0].1, "batch cut short before its last record".to_string())),
+        None if !state.pending.is_empty() => {
+            Some((state.pending[0].1, "batch cut short before its last record".to_string()))
+        }
         None => None,
     };
     let Some((offset, reason)) = tear else {
         return Ok(0);
     };
     if !is_last {
-        return Err(corrupt(offset, Some(state.next_seq), format!("{reason} in a closed segment")));
+        return Err(corrupt(
+            offset,
+            Some(state.next_seq),
+            format!("{reason} in a closed segment"),
+        ));
     }
     if state.next_seq < min_len {
         return Err(corrupt(

@@ -65,7 +65,12 @@ impl SledStore {
     /// Opens (or creates) the store at `path`. A store sled cannot open is
     /// deleted and recreated empty: the caller rebuilds it from the log.
     pub fn open(path: &Path) -> Result<SledStore> {
-        let config = || sled::Config::new().path(path).cache_capacity(64 * 1024 * 1024).flush_every_ms(Some(1000));
+        let config = || {
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(64 * 1024 * 1024)
+                .flush_every_ms(Some(1000))
+        };
         let db = match config().open() {
             Ok(db) => db,
             Err(err) => {
@@ -129,7 +134,11 @@ impl Store for SledStore {
     }
 
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>> {
-        let Some(chunk) = self.db.get(node_key(level, index / NODES_PER_CHUNK)).map_err(store_err)? else {
+        let Some(chunk) = self
+            .db
+            .get(node_key(level, index / NODES_PER_CHUNK))
+            .map_err(store_err)?
+        else {
             return Ok(None);
         };
         let start = ((index % NODES_PER_CHUNK) * 32) as usize;

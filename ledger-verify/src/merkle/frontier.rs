@@ -48,11 +48,7 @@ impl Frontier {
 
     /// Rebuilds the frontier of the first `size` leaves from stored nodes
     /// (recovery after a restart): one node read per set bit of `size`.
-    pub fn at_size<S: NodeSource + ?Sized>(
-        src: &S,
-        alg: HashAlg,
-        size: u64,
-    ) -> Result<Frontier, S::Error> {
+    pub fn at_size<S: NodeSource + ?Sized>(src: &S, alg: HashAlg, size: u64) -> Result<Frontier, S::Error> {
         let mut hashes = Vec::with_capacity(size.count_ones() as usize);
         let mut start = 0u64;
         for level in (0..64u32).rev() {
@@ -107,9 +103,7 @@ impl Frontier {
     /// `u64::MAX` leaves (the hash count is fixed by the constructors).
     pub fn push(&mut self, leaf_hash: Hash) -> Result<Vec<(u32, u64, Hash)>, ProofError> {
         let index = self.size;
-        let new_size = index
-            .checked_add(1)
-            .ok_or(ProofError::TreeFull { size: self.size })?;
+        let new_size = index.checked_add(1).ok_or(ProofError::TreeFull { size: self.size })?;
         // Each trailing one bit of the old size is a right-edge subtree of
         // the same height as the node being built, which it now pairs with.
         let merges = index.trailing_ones() as usize;

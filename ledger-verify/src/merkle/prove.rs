@@ -42,12 +42,7 @@ impl<S: NodeSource + ?Sized> NodeSource for &S {
 /// every split is a stored perfect node, so only the right edge is recursed
 /// into and at most 64 nodes are read. Unaligned ranges are still computed
 /// correctly, just with more reads.
-pub fn subtree_root<S: NodeSource + ?Sized>(
-    src: &S,
-    alg: HashAlg,
-    start: u64,
-    end: u64,
-) -> Result<Hash, S::Error> {
+pub fn subtree_root<S: NodeSource + ?Sized>(src: &S, alg: HashAlg, start: u64, end: u64) -> Result<Hash, S::Error> {
     if start > end {
         return Err(ProofError::InvalidRange { start, end }.into());
     }
@@ -60,12 +55,12 @@ pub fn subtree_root<S: NodeSource + ?Sized>(
     let mut lo = start;
     let last = loop {
         let n = end - lo;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let level = n.trailing_zeros();
             break src.node(level, lo >> level)?;
         }
         let k = split_point(n);
-        let left = if lo % k == 0 {
+        let left = if lo.is_multiple_of(k) {
             let level = k.trailing_zeros();
             src.node(level, lo >> level)?
         } else {
@@ -74,10 +69,7 @@ pub fn subtree_root<S: NodeSource + ?Sized>(
         lefts.push(left);
         lo += k;
     };
-    Ok(lefts
-        .iter()
-        .rev()
-        .fold(last, |right, left| alg.node_hash(left, &right)))
+    Ok(lefts.iter().rev().fold(last, |right, left| alg.node_hash(left, &right)))
 }
 
 /// The inclusion proof for leaf `index` in the tree of the first `size`
@@ -186,10 +178,7 @@ impl MemoryTree {
     }
 
     /// A tree holding `leaf_hashes` in order.
-    pub fn from_leaf_hashes<I: IntoIterator<Item = Hash>>(
-        alg: HashAlg,
-        leaf_hashes: I,
-    ) -> MemoryTree {
+    pub fn from_leaf_hashes<I: IntoIterator<Item = Hash>>(alg: HashAlg, leaf_hashes: I) -> MemoryTree {
         let mut tree = MemoryTree::new(alg);
         for leaf in leaf_hashes {
             tree.push(leaf);
@@ -238,13 +227,13 @@ impl MemoryTree {
         let size = self.len();
         let mut root: Option<Hash> = None;
         for (level, row) in self.levels.iter().enumerate() {
-            if (size >> level) & 1 == 1 {
-                if let Some(node) = row.last() {
-                    root = Some(match root {
-                        None => *node,
-                        Some(right) => self.alg.node_hash(node, &right),
-                    });
-                }
+            if (size >> level) & 1 == 1
+                && let Some(node) = row.last()
+            {
+                root = Some(match root {
+                    None => *node,
+                    Some(right) => self.alg.node_hash(node, &right),
+                });
             }
         }
         root.unwrap_or_else(|| self.alg.empty_root())

@@ -54,12 +54,7 @@ fn rfc6962_sha256_known_roots() {
     );
     for (n, want) in expected.iter().enumerate() {
         frontier.push(leaf_hashes[n]).unwrap();
-        assert_eq!(
-            hex::encode(root_of(alg, &leaf_hashes[..=n])),
-            *want,
-            "size {}",
-            n + 1
-        );
+        assert_eq!(hex::encode(root_of(alg, &leaf_hashes[..=n])), *want, "size {}", n + 1);
         assert_eq!(hex::encode(frontier.root()), *want, "size {}", n + 1);
     }
 }
@@ -171,12 +166,7 @@ fn eight_leaf_structure() {
     for alg in ALGS {
         let l = leaves(alg, 8);
         let n = |a: &Hash, b: &Hash| alg.node_hash(a, b);
-        let (a, b, c, d) = (
-            n(&l[0], &l[1]),
-            n(&l[2], &l[3]),
-            n(&l[4], &l[5]),
-            n(&l[6], &l[7]),
-        );
+        let (a, b, c, d) = (n(&l[0], &l[1]), n(&l[2], &l[3]), n(&l[4], &l[5]), n(&l[6], &l[7]));
         let (ab, cd) = (n(&a, &b), n(&c, &d));
         let root8 = n(&ab, &cd);
         assert_eq!(root_of(alg, &l), root8);
@@ -190,17 +180,11 @@ fn eight_leaf_structure() {
         assert_eq!(tree.node(3, 0).unwrap(), root8);
         assert_eq!(tree.node(2, 1).unwrap(), cd);
         assert_eq!(tree.node(1, 2).unwrap(), c);
-        assert_eq!(
-            tree.node(3, 1),
-            Err(ProofError::NodeMissing { level: 3, index: 1 })
-        );
+        assert_eq!(tree.node(3, 1), Err(ProofError::NodeMissing { level: 3, index: 1 }));
         assert_eq!(tree.inclusion_proof(2, 8).unwrap(), vec![l[3], a, cd]);
         assert_eq!(tree.inclusion_proof(6, 7).unwrap(), vec![c, ab]);
         assert_eq!(tree.inclusion_proof(4, 5).unwrap(), vec![ab]);
-        assert_eq!(
-            tree.consistency_proof(3, 8).unwrap(),
-            vec![l[2], l[3], a, cd]
-        );
+        assert_eq!(tree.consistency_proof(3, 8).unwrap(), vec![l[2], l[3], a, cd]);
         assert_eq!(tree.consistency_proof(4, 8).unwrap(), vec![cd]);
         assert_eq!(tree.consistency_proof(6, 7).unwrap(), vec![c, l[6], ab]);
     }
@@ -220,8 +204,7 @@ fn exhaustive_small_trees() {
             }
             for m in 0..=n {
                 let proof = tree.consistency_proof(m, n).unwrap();
-                verify_consistency(alg, m, n, &roots[m as usize], &roots[n as usize], &proof)
-                    .unwrap();
+                verify_consistency(alg, m, n, &roots[m as usize], &roots[n as usize], &proof).unwrap();
             }
         }
     }
@@ -238,15 +221,8 @@ fn frontier_tracks_root_and_reports_nodes() {
         for (i, leaf) in l.iter().enumerate() {
             reported.push(*leaf);
             for (level, index, hash) in frontier.push(*leaf).unwrap() {
-                assert_eq!(
-                    tree.node(level, index).unwrap(),
-                    hash,
-                    "node ({level}, {index})"
-                );
-                assert!(
-                    nodes.insert((level, index), hash).is_none(),
-                    "node reported twice"
-                );
+                assert_eq!(tree.node(level, index).unwrap(), hash, "node ({level}, {index})");
+                assert!(nodes.insert((level, index), hash).is_none(), "node reported twice");
             }
             let size = i as u64 + 1;
             assert_eq!(frontier.size(), size);
@@ -280,10 +256,7 @@ fn frontier_from_parts_checks_count() {
     );
     let full = Frontier::from_parts(alg, u64::MAX, vec![[0; 32]; 64]).unwrap();
     let mut copy = full.clone();
-    assert_eq!(
-        copy.push([1; 32]),
-        Err(ProofError::TreeFull { size: u64::MAX })
-    );
+    assert_eq!(copy.push([1; 32]), Err(ProofError::TreeFull { size: u64::MAX }));
     assert_eq!(copy, full);
 }
 
@@ -368,10 +341,7 @@ fn argument_errors() {
     let root = tree.root();
     assert_eq!(
         tree.inclusion_proof(10, 10),
-        Err(ProofError::IndexOutOfRange {
-            index: 10,
-            size: 10
-        })
+        Err(ProofError::IndexOutOfRange { index: 10, size: 10 })
     );
     assert_eq!(
         tree.inclusion_proof(0, 11),
@@ -382,10 +352,7 @@ fn argument_errors() {
     );
     assert_eq!(
         inclusion_proof(&tree, alg, 0, 11),
-        Err(ProofError::NodeMissing {
-            level: 0,
-            index: 10
-        })
+        Err(ProofError::NodeMissing { level: 0, index: 10 })
     );
     assert_eq!(
         tree.consistency_proof(5, 4),
@@ -393,10 +360,7 @@ fn argument_errors() {
     );
     assert_eq!(
         verify_inclusion(alg, 10, 10, &l[0], &[], &root),
-        Err(ProofError::IndexOutOfRange {
-            index: 10,
-            size: 10
-        })
+        Err(ProofError::IndexOutOfRange { index: 10, size: 10 })
     );
     assert_eq!(
         verify_consistency(alg, 5, 4, &root, &root, &[]),
@@ -415,10 +379,7 @@ fn consistency_edge_cases() {
     verify_consistency(alg, 10, 10, &r10, &r10, &[]).unwrap();
     assert_eq!(
         verify_consistency(alg, 10, 10, &r10, &r10, &[r9]),
-        Err(ProofError::WrongProofLength {
-            expected: 0,
-            actual: 1
-        })
+        Err(ProofError::WrongProofLength { expected: 0, actual: 1 })
     );
     assert_eq!(
         verify_consistency(alg, 10, 10, &r9, &r10, &[]),
@@ -440,18 +401,12 @@ fn consistency_edge_cases() {
     );
     assert_eq!(
         verify_consistency(alg, 0, 10, &empty, &r10, &[r9]),
-        Err(ProofError::WrongProofLength {
-            expected: 0,
-            actual: 1
-        })
+        Err(ProofError::WrongProofLength { expected: 0, actual: 1 })
     );
     // Proper sizes with an empty proof.
     assert_eq!(
         verify_consistency(alg, 4, 10, &root_of(alg, &l[..4]), &r10, &[]),
-        Err(ProofError::WrongProofLength {
-            expected: 2,
-            actual: 0
-        })
+        Err(ProofError::WrongProofLength { expected: 2, actual: 0 })
     );
 }
 

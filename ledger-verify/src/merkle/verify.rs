@@ -179,10 +179,7 @@ pub fn verify_consistency(
         match proof.split_first() {
             Some((first, rest)) => (*first, rest),
             None => {
-                return Err(ProofError::WrongProofLength {
-                    expected,
-                    actual: 0,
-                });
+                return Err(ProofError::WrongProofLength { expected, actual: 0 });
             }
         }
     };

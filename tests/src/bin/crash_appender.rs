@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or_else(|| anyhow::anyhow!("usage: crash-appender <dir> <threads>"))?;
+    let dir = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: crash-appender <dir> <threads>"))?;
     let threads: usize = args.next().unwrap_or_else(|| "4".to_string()).parse()?;
     let ledger = Arc::new(ledger_tests::open(std::path::Path::new(&dir))?);
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
@@ -32,7 +34,10 @@ fn main() -> anyhow::Result<()> {
                     .map(|i| {
                         let mut event = ledger_tests::health_event(&format!("probe-{thread}"), round * 10 + i as u64);
                         event.metadata.extra.insert("batch".to_string(), batch.clone());
-                        event.metadata.extra.insert("batch_len".to_string(), batch_len.to_string());
+                        event
+                            .metadata
+                            .extra
+                            .insert("batch_len".to_string(), batch_len.to_string());
                         event
                     })
                     .collect();
@@ -49,7 +54,9 @@ fn main() -> anyhow::Result<()> {
         }));
     }
     for handle in handles {
-        handle.join().map_err(|_| anyhow::anyhow!("appender thread panicked"))??;
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("appender thread panicked"))??;
     }
     Ok(())
 }
