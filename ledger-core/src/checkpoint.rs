@@ -9,13 +9,11 @@
 //! Every input is a function of the log, so the checkpoint of a given size is
 //! reproducible byte for byte with the same key.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::SecondsFormat;
-use ledger_verify::note::{Checkpoint, key_id};
+use ledger_verify::note::{Checkpoint, NoteSignature, key_id};
 use ledger_verify::{Hash, HashAlg};
 
-use crate::error::Result;
+use crate::error::{LedgerError, Result};
 use crate::event::from_timestamp_ns;
 use crate::signer::Signer;
 
@@ -73,12 +71,17 @@ pub fn sign_checkpoint(
         root,
         extensions: extension_lines(tree_hash, &chain_head, recorded_at_ns),
     };
+    checkpoint.validate().map_err(|e| LedgerError::InvalidRequest {
+        field: "origin",
+        reason: e.to_string(),
+    })?;
     let body = checkpoint.to_note_body();
-    let signature = signer.sign(body.as_bytes())?;
-    let mut sig_bytes = Vec::with_capacity(68);
-    sig_bytes.extend_from_slice(&key_id(signer.key_name(), &signer.public_key()));
-    sig_bytes.extend_from_slice(&signature);
-    let note = format!("{body}\n\u{2014} {} {}\n", signer.key_name(), BASE64.encode(sig_bytes));
+    let signature = NoteSignature {
+        name: signer.key_name().to_string(),
+        key_id: key_id(signer.key_name(), &signer.public_key()),
+        signature: signer.sign(body.as_bytes())?.to_vec(),
+    };
+    let note = format!("{body}\n{}", signature.to_line());
     Ok(SignedCheckpoint {
         checkpoint,
         chain_head,

@@ -263,9 +263,18 @@ impl Writer {
             }
             return Ok(Pending::Duplicate(receipts));
         }
+        // Resolve every stream head first: after this, staging cannot fail,
+        // so a request is never half-staged.
+        let mut heads: HashMap<&str, Option<u64>> = HashMap::new();
+        for event in events {
+            let stream = event.header.stream.as_str();
+            if !heads.contains_key(stream) {
+                heads.insert(stream, self.stream_head(stream)?);
+            }
+        }
         if command.expected != ExpectedVersion::Any {
             let stream = &events[0].header.stream;
-            let actual = self.stream_head(stream)?;
+            let actual = heads.get(stream.as_str()).copied().flatten();
             let ok = match command.expected {
                 ExpectedVersion::Any => true,
                 ExpectedVersion::NoStream => actual.is_none(),
@@ -283,8 +292,15 @@ impl Writer {
         let first = staged.len();
         let tree_hash: HashAlg = self.shared.identity.tree_hash;
         for (i, event) in events.iter().enumerate() {
-            let head = self.stream_head(&event.header.stream)?;
-            let stream_version = head.map_or(0, |v| v + 1);
+            let head = heads.get_mut(event.header.stream.as_str());
+            let stream_version = match head {
+                Some(head) => {
+                    let version = head.map_or(0, |v| v + 1);
+                    *head = Some(version);
+                    version
+                }
+                None => 0,
+            };
             let seq = self.next_seq + staged.len() as u64;
             let prev_hash = staged.last().map_or(self.last_hash, |s| s.record_hash);
             let header = RecordHeader {

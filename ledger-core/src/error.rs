@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use ledger_verify::Hash;
 use uuid::Uuid;
 
 use crate::event::ExpectedVersion;
@@ -123,20 +122,6 @@ pub enum LedgerError {
         seq: Option<u64>,
         /// What is wrong.
         reason: String,
-    },
-    /// A record's hash chain link is broken.
-    #[error(
-        "broken chain at seq {seq}: prev_hash is {}, expected {}",
-        hex::encode(found),
-        hex::encode(expected)
-    )]
-    BrokenChain {
-        /// The record whose `prev_hash` is wrong.
-        seq: u64,
-        /// The record hash of seq - 1.
-        expected: Hash,
-        /// The `prev_hash` found.
-        found: Hash,
     },
     /// The ledger directory holds something this version cannot use.
     #[error("ledger directory {}: {reason}", path.display())]

@@ -199,7 +199,11 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
     }
     check_name(&event.stream, limits::MAX_STREAM_BYTES).map_err(|reason| invalid("stream", reason))?;
     check_name(&event.event_type, limits::MAX_TYPE_BYTES).map_err(|reason| invalid("type", reason))?;
-    check_name(&event.content_type, limits::MAX_CONTENT_TYPE_BYTES)
+    // Content types may hold parameters with spaces (`; charset=utf-8`).
+    if event.content_type.trim().is_empty() {
+        return Err(invalid("content_type", "must not be empty".to_string()));
+    }
+    check_text(&event.content_type, limits::MAX_CONTENT_TYPE_BYTES)
         .map_err(|reason| invalid("content_type", reason))?;
     if event.payload.len() > config.max_payload_bytes {
         return Err(LedgerError::PayloadTooLarge {

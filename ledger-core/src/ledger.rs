@@ -136,8 +136,12 @@ impl Ledger {
             store.set_identity(&identity_key)?;
         }
         let store: Arc<dyn Store> = Arc::new(store);
-        let (scan, frontier) = recover(&log_dir, &identity, store.as_ref())?;
-        check_saved_checkpoint(&dir, &identity, signer.as_ref(), &log_dir, &scan, store.as_ref())?;
+        let saved = load_saved_checkpoint(&dir, &identity, signer.as_ref())?;
+        let saved_size = saved.as_ref().map_or(0, |c| c.size);
+        let (scan, frontier) = recover(&log_dir, &identity, store.as_ref(), saved_size)?;
+        if let Some(saved) = saved {
+            check_saved_checkpoint(&saved, &identity, &log_dir, &scan, store.as_ref())?;
+        }
 
         let initial = if scan.n_records == 0 {
             sign_checkpoint(
@@ -503,10 +507,19 @@ fn load_or_create_identity(dir: &Path, config: &LedgerConfig) -> Result<LedgerId
             {
                 return Err(bad("missing, but the log directory has segments".to_string()));
             }
-            if config.origin.is_empty() || config.origin.contains(['\n', ' ']) {
+            let probe = ledger_verify::note::Checkpoint {
+                origin: config.origin.clone(),
+                size: 0,
+                root: [0; 32],
+                extensions: Vec::new(),
+            };
+            if config.origin.contains(' ') || probe.validate().is_err() {
                 return Err(LedgerError::InvalidRequest {
                     field: "origin",
-                    reason: "must be non-empty, without spaces or newlines".to_string(),
+                    reason: format!(
+                        "{:?} is not a valid checkpoint origin: non-empty, one line, no spaces or control characters",
+                        config.origin
+                    ),
                 });
             }
             let identity = LedgerIdentity {
@@ -551,14 +564,19 @@ fn save_checkpoint(dir: &Path, checkpoint: &SignedCheckpoint) -> Result<()> {
 /// the store up to date with the records it has not seen. A store that
 /// disagrees with the log on the last leaf it indexed is wiped and rebuilt
 /// in a second pass: the log is the truth.
-fn recover(log_dir: &Path, identity: &LedgerIdentity, store: &dyn Store) -> Result<(ScanOutcome, Frontier)> {
+fn recover(
+    log_dir: &Path,
+    identity: &LedgerIdentity,
+    store: &dyn Store,
+    signed_len: u64,
+) -> Result<(ScanOutcome, Frontier)> {
     let mut disagrees = false;
-    match recover_pass(log_dir, identity, store, &mut disagrees) {
+    match recover_pass(log_dir, identity, store, signed_len, &mut disagrees) {
         Err(_) if disagrees => {
             tracing::warn!("index store disagrees with the log; rebuilding it");
             store.clear()?;
             store.set_identity(&store_identity(identity))?;
-            recover_pass(log_dir, identity, store, &mut disagrees)
+            recover_pass(log_dir, identity, store, signed_len, &mut disagrees)
         }
         other => other,
     }
@@ -568,6 +586,7 @@ fn recover_pass(
     log_dir: &Path,
     identity: &LedgerIdentity,
     store: &dyn Store,
+    signed_len: u64,
     disagrees: &mut bool,
 ) -> Result<(ScanOutcome, Frontier)> {
     const APPLY_EVERY: usize = 16_384;
@@ -606,43 +625,52 @@ fn recover_pass(
         }
         Ok(())
     };
-    // The store only ever sees records after their fsync, so its length is
-    // the floor below which a torn tail may not cut (scan_log refuses).
-    let scan = scan_log(log_dir, identity.tree_hash, indexed_len, &mut on_batch)?;
+    // The store only ever sees records after their fsync, and a checkpoint
+    // is only signed over fsynced records: the larger of the two is the floor
+    // below which a torn tail may not cut (scan_log refuses instead).
+    let min_len = indexed_len.max(signed_len);
+    let scan = scan_log(log_dir, identity.tree_hash, min_len, &mut on_batch)?;
     if !pending.events.is_empty() {
         store.apply(&pending)?;
     }
     Ok((scan, frontier))
 }
 
-/// If a checkpoint was saved by an earlier run and is signed by our key, the
-/// log must still contain that tree: otherwise records were rewritten or
-/// removed since it was signed.
-fn check_saved_checkpoint(
+/// The checkpoint saved by an earlier run, if it is signed by our key for
+/// this origin (anything else is ignored with a warning: it proves nothing).
+fn load_saved_checkpoint(
     dir: &Path,
     identity: &LedgerIdentity,
     signer: &dyn Signer,
+) -> Result<Option<ledger_verify::note::Checkpoint>> {
+    let path = dir.join("checkpoint");
+    let Ok(note) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    match open_checkpoint(&note, &[signer.verifier_key()?]) {
+        Ok(checkpoint) if checkpoint.origin == identity.origin => Ok(Some(checkpoint)),
+        _ => {
+            tracing::warn!(path = %path.display(), "saved checkpoint is not signed by the current key for this origin; not checked");
+            Ok(None)
+        }
+    }
+}
+
+/// The log must still contain the tree of the saved checkpoint: otherwise
+/// records were rewritten or removed since it was signed.
+fn check_saved_checkpoint(
+    checkpoint: &ledger_verify::note::Checkpoint,
+    identity: &LedgerIdentity,
     log_dir: &Path,
     scan: &ScanOutcome,
     store: &dyn Store,
 ) -> Result<()> {
-    let path = dir.join("checkpoint");
-    let Ok(note) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
-    let Ok(checkpoint) = open_checkpoint(&note, &[signer.verifier_key()?]) else {
-        tracing::warn!(path = %path.display(), "saved checkpoint is not signed by the current key; not checked");
-        return Ok(());
-    };
     let corrupt = |reason: String| LedgerError::Corrupt {
         segment: log_dir.to_path_buf(),
         offset: 0,
         seq: Some(checkpoint.size.saturating_sub(1)),
         reason,
     };
-    if checkpoint.origin != identity.origin {
-        return Ok(());
-    }
     if checkpoint.size > scan.n_records {
         return Err(corrupt(format!(
             "a signed checkpoint covers {} records but the log holds {}",

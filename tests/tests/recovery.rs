@@ -276,3 +276,52 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn zero_filled_tail_is_a_torn_tail() -> anyhow::Result<()> {
+    let work = copy_fixture()?;
+    let segment = work.path().join(SEGMENT);
+    let mut bytes = std::fs::read(&segment)?;
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&segment, &bytes)?;
+    let ledger = open(work.path())?;
+    assert_eq!(ledger.len(), 9);
+    // The checkpoint cut at open comes from the surviving records only.
+    assert_eq!(ledger.checkpoint().note, ledger.checkpoint_at(9)?.note);
+    Ok(())
+}
+
+#[test]
+fn signed_checkpoint_forbids_truncating_what_it_covers() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let ledger = open(dir.path())?;
+        ledger.append(health_batch("ops-hub", 0, 3))?;
+    }
+    // Without the index, the saved signed checkpoint is what remembers that
+    // three records were committed: a "torn" last frame must not be cut.
+    std::fs::remove_dir_all(dir.path().join("index"))?;
+    let segment = dir.path().join(SEGMENT);
+    let before = std::fs::read(&segment)?;
+    let mut bytes = before.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&segment, &bytes)?;
+    let err = open(dir.path()).expect_err("refuses").downcast::<LedgerError>()?;
+    let (_, _, _, reason) = corrupt_error(err);
+    assert!(reason.contains("refusing to drop acknowledged records"), "{reason}");
+    assert_eq!(std::fs::read(&segment)?, bytes, "nothing was truncated");
+    Ok(())
+}
+
+#[test]
+fn torn_tail_checkpoint_time_comes_from_surviving_records() -> anyhow::Result<()> {
+    let work = copy_fixture()?;
+    let segment = work.path().join(SEGMENT);
+    let frames = frames(&segment)?;
+    truncate(&segment, frames[7].1)?;
+    let ledger = open(work.path())?;
+    assert_eq!(ledger.len(), 6);
+    assert_eq!(ledger.checkpoint().note, ledger.checkpoint_at(6)?.note);
+    Ok(())
+}

@@ -78,6 +78,7 @@ pub fn scan_log(
         next_seq: 0,
         last_hash: GENESIS_PREV_HASH,
         last_recorded_at_ns: 0,
+        pending_recorded_at_ns: 0,
         pending: Vec::new(),
         index: LogIndex::default(),
     };
@@ -121,6 +122,8 @@ struct ScanState {
     next_seq: u64,
     last_hash: Hash,
     last_recorded_at_ns: i64,
+    /// `recorded_at` of the last pending record: committed with its batch.
+    pending_recorded_at_ns: i64,
     /// Records of the current batch, not yet closed by a batch-end flag.
     pending: Vec<(ScannedRecord, u64, u64)>,
     index: LogIndex,
@@ -225,6 +228,13 @@ fn scan_segment(
             }) if is_last => {
                 break Some((offset, "final frame fails its checksum".to_string()));
             }
+            Err(FrameProblem::AbsurdLength { offset, .. } | FrameProblem::BadCrc { offset, .. })
+                if is_last && all_zero_from(&file, offset, file_len)? =>
+            {
+                // Power loss can leave allocated but unwritten (zeroed)
+                // blocks after the last write: a torn tail, not damage.
+                break Some((offset, "zero-filled tail".to_string()));
+            }
             Err(problem) => {
                 let (offset, reason) = match problem {
                     FrameProblem::Incomplete { offset } => (offset, "incomplete frame in a closed segment".to_string()),
@@ -256,11 +266,15 @@ fn scan_segment(
         }
         let prev = state.pending.last().map_or(state.last_hash, |(r, _, _)| r.record_hash);
         if record.prev_hash != prev {
-            return Err(LedgerError::BrokenChain {
-                seq,
-                expected: prev,
-                found: record.prev_hash,
-            });
+            return Err(corrupt(
+                frame.offset,
+                Some(seq),
+                format!(
+                    "broken chain: prev_hash is {}, the previous record hash is {}",
+                    hex::encode(record.prev_hash),
+                    hex::encode(prev)
+                ),
+            ));
         }
         if record.event.payload_len != payload.len() as u64 || record.event.payload_hash != payload_hash(payload) {
             return Err(corrupt(
@@ -269,14 +283,14 @@ fn scan_segment(
                 "payload does not match its length and hash".to_string(),
             ));
         }
-        if record.recorded_at_ns < state.last_recorded_at_ns {
+        if record.recorded_at_ns < state.last_recorded_at_ns.max(state.pending_recorded_at_ns) {
             return Err(corrupt(
                 frame.offset,
                 Some(seq),
                 "recorded_at goes backwards".to_string(),
             ));
         }
-        state.last_recorded_at_ns = record.recorded_at_ns;
+        state.pending_recorded_at_ns = record.recorded_at_ns;
         let scanned = ScannedRecord {
             seq,
             id: record.event.id,
@@ -311,7 +325,10 @@ fn scan_segment(
         return Err(corrupt(
             offset,
             Some(state.next_seq),
-            format!("{reason}, but the index saw {min_len} records committed: refusing to drop acknowledged records"),
+            format!(
+                "{reason}, but the index or a signed checkpoint saw {min_len} records committed: \
+                 refusing to drop acknowledged records"
+            ),
         ));
     }
     let cut = file_len - batch_end_offset;
@@ -340,8 +357,25 @@ fn commit_pending(state: &mut ScanState, on_batch: &mut dyn FnMut(&[ScannedRecor
     if let Some(last) = records.last() {
         state.last_hash = last.record_hash;
         state.next_seq = last.seq + 1;
+        state.last_recorded_at_ns = state.pending_recorded_at_ns;
     }
     on_batch(&records)
+}
+
+/// Whether every byte from `offset` to `end` is zero.
+fn all_zero_from(file: &File, offset: u64, end: u64) -> Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = offset;
+    while at < end {
+        let n = ((end - at) as usize).min(buf.len());
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut buf[..n], at)
+            .map_err(|e| LedgerError::io("reading a segment tail", e))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Opens the tail segment for appending at `len`.
