@@ -9,8 +9,10 @@
 //! last batch end. Anything else — a bad CRC with bytes after it, a broken
 //! chain, a payload that does not match its hash, a gap between segments — is
 //! corruption. So is a "torn tail" that would cut below `min_len`, the number
-//! of records the derived index already saw committed: those were
-//! acknowledged, so losing them is damage, not a crash artefact.
+//! of records the derived index or a saved signed checkpoint already saw
+//! committed: those were acknowledged, so losing them is damage, not a crash
+//! artefact. A zero-filled tail in the last segment (power loss after block
+//! allocation) is a torn tail too.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -103,7 +105,8 @@ pub fn scan_log(
             offset: tail.1,
             seq: Some(state.next_seq),
             reason: format!(
-                "the log ends at {} records but the index saw {min_len} committed: acknowledged records are missing",
+                "the log ends at {} records but the index or a signed checkpoint saw {min_len} committed: \
+                 acknowledged records are missing",
                 state.next_seq
             ),
         });
