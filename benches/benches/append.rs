@@ -14,8 +14,9 @@
 //! - `raw_baseline/append_fdatasync_{1,64,1024}`: the same framed bytes
 //!   appended to a plain file, one `write_all` + `sync_data` per batch;
 //!   `..._busy`: the same with one core kept busy by a spinning thread (on
-//!   the VM this was written on, fdatasync is ~4x slower when all cores are
-//!   idle; the ledger always has a busy thread, see `BusyCore`).
+//!   the VM this was written on, fdatasync is often several times slower
+//!   when every core is idle; the ledger always has a busy thread, see
+//!   `BusyCore`).
 //! - `raw_baseline/blake3_256b`: BLAKE3 of one 256-byte payload.
 //!
 //! Each ledger bench opens its own ledger in a fresh temporary directory;

@@ -109,7 +109,7 @@ impl Writer {
         let group_start_seq = self.next_seq;
         let now_ns = crate::event::timestamp_ns(chrono::Utc::now());
         let recorded_at_ns = now_ns.max(self.last_recorded_at_ns);
-        let mut buf = Vec::with_capacity(group.iter().map(|c| c.events.len() * 512).sum());
+        let mut buf = Vec::with_capacity(group.iter().map(|c| c.events.len() * 640).sum());
         let mut staged: Vec<Staged> = Vec::new();
         let mut group_ids: HashMap<[u8; 16], usize> = HashMap::new();
         let mut nodes: Vec<TreeNode> = Vec::new();

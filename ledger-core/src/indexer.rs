@@ -16,7 +16,7 @@ use crate::error::{LedgerError, Result};
 use crate::store::{IndexBatch, Store};
 
 /// Most events merged into one store batch.
-const MAX_MERGED_EVENTS: usize = 65_536;
+const MAX_MERGED_EVENTS: usize = 4_096;
 
 /// Committed-but-not-indexed state shared by the writer, the indexer and
 /// readers.

@@ -19,6 +19,9 @@ use ledger_benches::{
     bench_dir, dir_bytes, health_payload, open_ledger, open_ledger_with, raw_append_all, raw_frames,
 };
 use ledger_core::LedgerConfig;
+use ledger_core::store::{IndexBatch, IndexedEvent, SledStore, Store as _, TreeNode};
+use ledger_verify::HashAlg;
+use ledger_verify::merkle::Frontier;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -124,6 +127,47 @@ fn blake3_rate(count: usize) -> f64 {
     per_second(count, start.elapsed())
 }
 
+/// Diagnostic: the index store alone. Applies `groups` index batches of
+/// 1024 events (what the indexer gets per group commit: id and stream keys
+/// plus the Merkle nodes the group completes) to a fresh `SledStore`, then
+/// flushes it. Returns (events, apply time, apply + flush time).
+fn index_store_run(groups: usize) -> AnyResult<(usize, Duration, Duration)> {
+    let dir = bench_dir()?;
+    let store = SledStore::open(&dir.path().join("index"))?;
+    let mut frontier = Frontier::new(HashAlg::Blake3);
+    let mut versions = std::collections::HashMap::new();
+    let mut source = EventSource::default();
+    let mut batches = Vec::with_capacity(groups);
+    let mut seq = 0u64;
+    for _ in 0..groups {
+        let mut batch = IndexBatch::default();
+        for event in source.events(1024) {
+            let version = versions.entry(event.stream.clone()).or_insert(0u64);
+            let leaf = HashAlg::Blake3.leaf_hash(&ledger_verify::hash::blake3(event.id.as_bytes()));
+            for (level, index, hash) in frontier.push(leaf)? {
+                batch.nodes.push(TreeNode { level, index, hash });
+            }
+            batch.events.push(IndexedEvent {
+                id: *event.id.as_bytes(),
+                stream: event.stream,
+                stream_version: *version,
+                seq,
+            });
+            *version += 1;
+            seq += 1;
+        }
+        batch.log_len_after = seq;
+        batches.push(batch);
+    }
+    let start = Instant::now();
+    for batch in &batches {
+        store.apply(batch)?;
+    }
+    let applied = start.elapsed();
+    store.flush()?;
+    Ok((groups * 1024, applied, start.elapsed()))
+}
+
 /// One long run at batch 1024: the append phase alone, then until the
 /// index store has caught up. Returns (events, append time, total time).
 fn sustained_run(batches: usize) -> AnyResult<(usize, Duration, Duration)> {
@@ -157,6 +201,8 @@ fn main() -> AnyResult<()> {
         }
     }
 
+    // The batch-1 workload must come before the threaded one (whose raw
+    // baseline it provides).
     let workloads = [
         Workload {
             label: "batch 1024",
@@ -190,6 +236,7 @@ fn main() -> AnyResult<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut bytes_per_event = 0.0;
+    let mut batch_1_raw: Option<(Rates, Rates)> = None;
     for workload in workloads {
         let (mut ledger_rates, mut idle_rates, mut busy_rates) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
@@ -197,10 +244,20 @@ fn main() -> AnyResult<()> {
             let (rate, bytes) = ledger_run(workload, bench_config())?;
             ledger_rates.push(rate);
             bytes_per_event = bytes;
-            idle_rates.push(raw_run(workload, false)?);
-            busy_rates.push(raw_run(workload, true)?);
+            if !workload.threaded {
+                idle_rates.push(raw_run(workload, false)?);
+                busy_rates.push(raw_run(workload, true)?);
+            }
         }
-        let (ledger, idle, busy) = (Rates::of(ledger_rates), Rates::of(idle_rates), Rates::of(busy_rates));
+        let ledger = Rates::of(ledger_rates);
+        let (idle, busy) = match (workload.threaded, batch_1_raw) {
+            // The raw baseline of the threaded workload is the batch-1 one.
+            (true, Some(raw)) => raw,
+            _ => (Rates::of(idle_rates), Rates::of(busy_rates)),
+        };
+        if workload.batch == 1 && !workload.threaded {
+            batch_1_raw = Some((idle, busy));
+        }
         let raw_label = if workload.threaded {
             " (raw: batch 1, 1 writer)"
         } else {
@@ -241,6 +298,15 @@ fn main() -> AnyResult<()> {
         blake3.median * PAYLOAD_BYTES as f64 / 1e6
     );
     println!("Ledger log bytes per event (frame + canonical header + payload): {bytes_per_event:.0}");
+    println!();
+
+    let (events, applied, flushed) = index_store_run(196 / scale)?;
+    println!(
+        "Diagnostic, index store alone (sled `apply` of {events} events in 1024-event batches, one thread): \
+         {} events/s; {} events/s including the final flush",
+        fmt_rate(per_second(events, applied)),
+        fmt_rate(per_second(events, flushed))
+    );
     println!();
 
     let (events, appended, total) = sustained_run(489 / scale)?;
