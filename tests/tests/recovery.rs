@@ -225,15 +225,10 @@ fn torn_tail_may_not_cut_records_the_index_saw_committed() -> anyhow::Result<()>
 
 #[test]
 fn rewritten_last_record_is_caught_by_the_saved_checkpoint() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    {
-        let ledger = open(dir.path())?;
-        ledger.append(health_batch("ops-hub", 0, 3))?;
-    }
-    // Without the index (deleted), only the signed checkpoint remembers what
-    // the last record was. Rewrite seq 2's recorded_at, fixing its CRC: the
-    // chain has no successor to catch it.
-    std::fs::remove_dir_all(dir.path().join("index"))?;
+    // Without the index, only the signed checkpoint remembers what the last
+    // record was. Rewrite seq 2's recorded_at, fixing its CRC: the chain has
+    // no successor to catch it.
+    let dir = three_records_closed_without_index()?;
     let segment = dir.path().join(SEGMENT);
     let frames = frames(&segment)?;
     let mut bytes = std::fs::read(&segment)?;
@@ -258,6 +253,18 @@ fn a_second_process_cannot_open_the_same_ledger() -> anyhow::Result<()> {
     let err = open(dir.path()).expect_err("locked").downcast::<LedgerError>()?;
     assert!(matches!(err, LedgerError::BadLedgerDir { .. }), "{err}");
     Ok(())
+}
+
+/// A cleanly closed 3-record ledger (so its checkpoint is saved) whose
+/// index directory was then deleted.
+fn three_records_closed_without_index() -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    {
+        let ledger = open(dir.path())?;
+        ledger.append(health_batch("ops-hub", 0, 3))?;
+    }
+    std::fs::remove_dir_all(dir.path().join("index"))?;
+    Ok(dir)
 }
 
 /// CRC-32 (IEEE), bitwise: the tests do not share the implementation they
@@ -293,14 +300,9 @@ fn zero_filled_tail_is_a_torn_tail() -> anyhow::Result<()> {
 
 #[test]
 fn signed_checkpoint_forbids_truncating_what_it_covers() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    {
-        let ledger = open(dir.path())?;
-        ledger.append(health_batch("ops-hub", 0, 3))?;
-    }
     // Without the index, the saved signed checkpoint is what remembers that
     // three records were committed: a "torn" last frame must not be cut.
-    std::fs::remove_dir_all(dir.path().join("index"))?;
+    let dir = three_records_closed_without_index()?;
     let segment = dir.path().join(SEGMENT);
     let before = std::fs::read(&segment)?;
     let mut bytes = before.clone();
