@@ -259,6 +259,8 @@ impl Writer {
                     seq: *seq,
                     stream_version: header.stream_version,
                     record_hash: record_hash(&header.encode()),
+                    recorded_at_ns: header.recorded_at_ns,
+                    prev_hash: header.prev_hash,
                 });
             }
             return Ok(Pending::Duplicate(receipts));
@@ -428,5 +430,7 @@ fn receipt(staged: &Staged) -> Receipt {
         seq: staged.header.seq,
         stream_version: staged.header.stream_version,
         record_hash: staged.record_hash,
+        recorded_at_ns: staged.header.recorded_at_ns,
+        prev_hash: staged.header.prev_hash,
     }
 }

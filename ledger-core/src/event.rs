@@ -128,6 +128,13 @@ pub struct Receipt {
     pub stream_version: u64,
     /// The record hash.
     pub record_hash: ledger_verify::Hash,
+    /// When the ledger recorded it (Unix nanoseconds). With `seq`,
+    /// `stream_version` and `prev_hash` this is everything the ledger added
+    /// to the event, so a producer can rebuild the canonical record and
+    /// check `record_hash` against what it sent.
+    pub recorded_at_ns: i64,
+    /// Record hash of `seq - 1` (zero for seq 0).
+    pub prev_hash: ledger_verify::Hash,
 }
 
 /// An event that passed stateless validation, with its header computed.

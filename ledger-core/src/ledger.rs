@@ -104,6 +104,21 @@ impl NodeSource for StoreNodes<'_> {
     }
 }
 
+/// A batch queued by [`Ledger::submit`]: resolves to its outcome once the
+/// batch is durable. Dropping it does not cancel the append.
+#[derive(Debug)]
+pub struct PendingAppend(oneshot::Receiver<Result<AppendOutcome>>);
+
+impl std::future::Future for PendingAppend {
+    type Output = Result<AppendOutcome>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|reply| reply.map_err(|_| LedgerError::Closed).and_then(|outcome| outcome))
+    }
+}
+
 /// An open ledger. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Ledger {
@@ -259,11 +274,20 @@ impl Ledger {
     /// the back-pressure) and for the group commit without blocking a thread.
     /// Validation and producer-signature checks run on the calling task.
     pub async fn append_async(&self, request: AppendRequest) -> Result<AppendOutcome> {
+        self.submit(request).await?.await
+    }
+
+    /// Validates a batch and queues it for the writer, waiting only for queue
+    /// space; the returned [`PendingAppend`] resolves once the group commit
+    /// holding the batch is durable (or failed). Batches submitted one after
+    /// another are committed in that order, which lets a stream of batches
+    /// be pipelined into group commit without reordering its receipts.
+    pub async fn submit(&self, request: AppendRequest) -> Result<PendingAppend> {
         let mut command = self.validate(request)?;
         let (reply, receiver) = oneshot::channel();
         command.reply = reply;
         self.sender()?.send(command).await.map_err(|_| LedgerError::Closed)?;
-        receiver.await.map_err(|_| LedgerError::Closed)?
+        Ok(PendingAppend(receiver))
     }
 
     /// Committed (durable) records.

@@ -31,7 +31,7 @@ pub use commit::AppendOutcome;
 pub use config::LedgerConfig;
 pub use error::{LedgerError, Result};
 pub use event::{AppendRequest, Event, ExpectedVersion, Receipt};
-pub use ledger::{Ledger, LedgerIdentity};
+pub use ledger::{Ledger, LedgerIdentity, PendingAppend};
 pub use ledger_verify::record::{Metadata, ProducerSignature};
 pub use ledger_verify::{Hash, HashAlg};
 pub use record::Record;
