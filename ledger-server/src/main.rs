@@ -1,13 +1,15 @@
-//! `ledgerd`: the evidence ledger daemon. The gRPC `serve` command arrives
-//! with the gRPC service; today the binary runs `demo`, which exercises the
-//! real ledger end to end on a data directory.
+//! `ledgerd`: the evidence ledger daemon. `serve` runs the gRPC service;
+//! `demo` exercises the real ledger end to end on a data directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use ledger_core::{AppendRequest, Event, Ledger, LedgerConfig, LocalKeySigner, Signer};
+use ledger_core::signer::public_key_path;
+use ledger_core::{AppendRequest, Event, Ledger, LedgerConfig};
+use ledger_server::config::LogFormat;
+use ledger_server::server::load_or_create_key;
+use ledger_server::{ServeArgs, ServerConfig, telemetry};
 use ledger_verify::merkle::verify_inclusion;
 use ledger_verify::note::open_checkpoint;
 
@@ -20,6 +22,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the ledger over gRPC (ledger.v1.Ledger, grpc.health.v1, reflection).
+    /// On first start, creates the ledger and a development signing key.
+    /// Stops gracefully on SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
     /// Append a realistic set of evidence to a ledger, then prove and verify
     /// one record against a signed checkpoint. Safe to run repeatedly: the
     /// event ids are fixed, so a second run is deduplicated, not duplicated.
@@ -34,27 +40,61 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     match Cli::parse().command {
-        Command::Demo { data, origin } => demo(&data, &origin),
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            telemetry::init(config.log_format);
+            serve(config)
+        }
+        Command::Demo { data, origin } => {
+            telemetry::init(LogFormat::Text);
+            demo(&data, &origin)
+        }
     }
 }
 
-/// Loads `<data>/ledger.key`, creating a development key on first start.
-fn load_or_create_key(data: &Path, origin: &str) -> anyhow::Result<Arc<dyn Signer>> {
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let path = data.join("ledger.key");
-    if path.exists() {
-        return Ok(Arc::new(LocalKeySigner::load(&path)?));
+fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let created = !config.key_file.exists();
+    let signer = load_or_create_key(&config.key_file, &config.ledger.origin)?;
+    if created {
+        println!(
+            "created development signing key {} (mode 0600); verifier key (also in {}):\n{}",
+            config.key_file.display(),
+            public_key_path(&config.key_file).display(),
+            signer.verifier_key()?
+        );
     }
-    let signer = LocalKeySigner::generate(origin)?;
-    signer.save(&path)?;
-    println!("created development signing key {} (mode 0600)", path.display());
-    println!("verifier key: {}", signer.verifier_key()?);
-    Ok(Arc::new(signer))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ledgerd-rt")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+        let addr = listener.local_addr().context("listen: no local address")?;
+        println!("ledgerd listening on {addr}");
+        ledger_server::run(listener, config, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Fixed, distinct ids so reruns are idempotent retries.
@@ -112,7 +152,13 @@ fn chrono_free_time(n: u128) -> chrono::DateTime<chrono::Utc> {
 }
 
 fn demo(data: &Path, origin: &str) -> anyhow::Result<()> {
-    let signer = load_or_create_key(data, origin)?;
+    let key_file = data.join("ledger.key");
+    let created = !key_file.exists();
+    let signer = load_or_create_key(&key_file, origin)?;
+    if created {
+        println!("created development signing key {} (mode 0600)", key_file.display());
+        println!("verifier key: {}", signer.verifier_key()?);
+    }
     let config = LedgerConfig {
         origin: origin.to_string(),
         ..LedgerConfig::default()

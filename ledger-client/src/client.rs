@@ -1,0 +1,336 @@
+//! [`Client`]: the typed async client.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+
+use crate::check::check_response;
+use crate::error::{ClientError, Result};
+use crate::proto::{self, ledger_client::LedgerClient};
+
+/// Default server address.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// How the client retries.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts after the first one.
+    pub retries: u32,
+    /// Wait before the first retry; doubles each time.
+    pub initial_backoff: Duration,
+    /// Longest wait between retries.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 8,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// Errors worth retrying: the server is unreachable, restarting or shutting
+/// down. Appends are idempotent by event id, so a retry after an append that
+/// did land returns the original receipts.
+pub fn is_transient(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled)
+        && !status.message().contains("poisoned")
+}
+
+/// A connection to `ledgerd`. Cheap to clone (clones share the connection).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: LedgerClient<Channel>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// Connects lazily to `endpoint` (e.g. `http://127.0.0.1:50051`): the
+    /// connection is made on first use and remade after it drops.
+    pub fn connect_lazy(endpoint: &str) -> Result<Client> {
+        let channel = endpoint_of(endpoint)?.connect_lazy();
+        Ok(Client::with_channel(channel))
+    }
+
+    /// Connects to `endpoint` now, failing if it cannot be reached.
+    pub async fn connect(endpoint: &str) -> Result<Client> {
+        let channel = endpoint_of(endpoint)?
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect {
+                endpoint: endpoint.to_string(),
+                reason: error_chain(&e),
+            })?;
+        Ok(Client::with_channel(channel))
+    }
+
+    fn with_channel(channel: Channel) -> Client {
+        Client {
+            inner: LedgerClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    /// The generated client, for calls this wrapper does not cover.
+    pub fn raw(&self) -> LedgerClient<Channel> {
+        self.inner.clone()
+    }
+
+    /// Appends one atomic batch, retrying transient failures (safe: event ids
+    /// are idempotent), and checks every receipt against the events sent.
+    pub async fn append(&self, request: proto::AppendRequest) -> Result<proto::AppendResponse> {
+        let mut attempt = 0;
+        loop {
+            match self.inner.clone().append(request.clone()).await {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    check_response(&request.events, &response)?;
+                    return Ok(response);
+                }
+                Err(status) if is_transient(&status) && attempt < self.retry.retries => {
+                    tracing::debug!(attempt, status = %status, "append failed transiently; retrying");
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
+    }
+
+    /// Opens a streaming append: send batches into the [`AppendSink`], read
+    /// their checked responses, in order, from the [`AppendReceipts`]. At most
+    /// `window` requests are buffered client-side; beyond that `send` waits,
+    /// and the server's own in-flight limit and HTTP/2 flow control make a
+    /// slow ledger slow the producer.
+    pub async fn append_stream(&self, window: usize) -> Result<(AppendSink, AppendReceipts)> {
+        let (tx, rx) = mpsc::channel(window.max(1));
+        let sent = Arc::new(Mutex::new(VecDeque::new()));
+        let responses = self
+            .inner
+            .clone()
+            .append_stream(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        Ok((
+            AppendSink {
+                tx,
+                sent: Arc::clone(&sent),
+            },
+            AppendReceipts { responses, sent },
+        ))
+    }
+
+    /// Reads records (a seq range, or a stream from a version).
+    pub async fn read(&self, request: proto::ReadRequest) -> Result<Streaming<proto::Record>> {
+        Ok(self.inner.clone().read(request).await?.into_inner())
+    }
+
+    /// Follows the log from `request.from_seq`: catch-up, then live. When the
+    /// connection drops or the server restarts, it resubscribes from the last
+    /// seq received + 1 (retrying with backoff), so the stream has no gap and
+    /// no duplicate across reconnects. It ends only on a non-transient error.
+    pub fn subscribe(&self, request: proto::SubscribeRequest) -> impl Stream<Item = Result<proto::Record>> + use<> {
+        let (tx, rx) = mpsc::channel(256);
+        let client = self.clone();
+        tokio::spawn(async move { client.follow(request, tx).await });
+        ReceiverStream::new(rx)
+    }
+
+    async fn follow(self, mut request: proto::SubscribeRequest, tx: mpsc::Sender<Result<proto::Record>>) {
+        let mut attempt = 0;
+        loop {
+            let error = match self.inner.clone().subscribe(request.clone()).await {
+                Ok(response) => {
+                    let mut records = response.into_inner();
+                    loop {
+                        match records.next().await {
+                            Some(Ok(record)) => {
+                                attempt = 0;
+                                request.from_seq = record.seq + 1;
+                                if tx.send(Ok(record)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(status)) => break status,
+                            None => break Status::unavailable("subscription ended by the server"),
+                        }
+                    }
+                }
+                Err(status) => status,
+            };
+            if !is_transient(&error) || attempt >= self.retry.retries {
+                let _ = tx.send(Err(error.into())).await;
+                return;
+            }
+            tracing::debug!(from_seq = request.from_seq, status = %error, "subscription dropped; resuming");
+            tokio::select! {
+                _ = tokio::time::sleep(self.retry.backoff(attempt)) => {}
+                _ = tx.closed() => return,
+            }
+            attempt += 1;
+        }
+    }
+
+    /// One record by seq.
+    pub async fn record(&self, seq: u64) -> Result<proto::Record> {
+        let key = proto::get_record_request::Key::Seq(seq);
+        Ok(self
+            .inner
+            .clone()
+            .get_record(proto::GetRecordRequest { key: Some(key) })
+            .await?
+            .into_inner())
+    }
+
+    /// One record by event id.
+    pub async fn record_by_id(&self, event_id: &str) -> Result<proto::Record> {
+        let key = proto::get_record_request::Key::EventId(event_id.to_string());
+        Ok(self
+            .inner
+            .clone()
+            .get_record(proto::GetRecordRequest { key: Some(key) })
+            .await?
+            .into_inner())
+    }
+
+    /// The latest signed checkpoint, or the one of tree size `size`.
+    pub async fn checkpoint(&self, size: Option<u64>) -> Result<proto::Checkpoint> {
+        Ok(self
+            .inner
+            .clone()
+            .get_checkpoint(proto::GetCheckpointRequest { size })
+            .await?
+            .into_inner())
+    }
+
+    /// Inclusion proof of `seq` in the tree of `tree_size` (latest if `None`).
+    pub async fn inclusion_proof(&self, seq: u64, tree_size: Option<u64>) -> Result<proto::InclusionProof> {
+        let request = proto::GetInclusionProofRequest { seq, tree_size };
+        Ok(self.inner.clone().get_inclusion_proof(request).await?.into_inner())
+    }
+
+    /// Consistency proof from `old_size` to `new_size` (latest if `None`).
+    pub async fn consistency_proof(&self, old_size: u64, new_size: Option<u64>) -> Result<proto::ConsistencyProof> {
+        let request = proto::GetConsistencyProofRequest { old_size, new_size };
+        Ok(self.inner.clone().get_consistency_proof(request).await?.into_inner())
+    }
+
+    /// Origin, tree hash and verifier key.
+    pub async fn info(&self) -> Result<proto::LedgerInfo> {
+        Ok(self
+            .inner
+            .clone()
+            .get_ledger_info(proto::GetLedgerInfoRequest {})
+            .await?
+            .into_inner())
+    }
+}
+
+/// The sending half of [`Client::append_stream`].
+#[derive(Debug)]
+pub struct AppendSink {
+    tx: mpsc::Sender<proto::AppendRequest>,
+    sent: Arc<Mutex<VecDeque<Vec<proto::Event>>>>,
+}
+
+impl AppendSink {
+    /// Queues one batch; waits while the window is full.
+    pub async fn send(&self, request: proto::AppendRequest) -> Result<()> {
+        let events = request.events.clone();
+        // Record before sending so the response can never arrive first.
+        self.sent
+            .lock()
+            .map_err(|_| ClientError::StreamClosed(0))?
+            .push_back(events);
+        self.tx.send(request).await.map_err(|_| {
+            let unanswered = self.sent.lock().map(|s| s.len()).unwrap_or(0);
+            ClientError::StreamClosed(unanswered)
+        })
+    }
+
+    /// Closes the sending side: the server answers what it has and ends the
+    /// stream. Dropping the sink does the same.
+    pub fn finish(self) {}
+}
+
+/// The receiving half of [`Client::append_stream`].
+#[derive(Debug)]
+pub struct AppendReceipts {
+    responses: Streaming<proto::AppendResponse>,
+    sent: Arc<Mutex<VecDeque<Vec<proto::Event>>>>,
+}
+
+impl AppendReceipts {
+    /// The next response, in request order, with its receipts checked
+    /// against the events sent. A request the server rejected yields
+    /// `Err(ClientError::Status)` and the stream goes on; `None` once the
+    /// sink is finished and every request is answered.
+    pub async fn next(&mut self) -> Option<Result<proto::AppendResponse>> {
+        let response = match self.responses.next().await {
+            None => {
+                let unanswered = self.sent.lock().map(|s| s.len()).unwrap_or(0);
+                return (unanswered > 0).then_some(Err(ClientError::StreamClosed(unanswered)));
+            }
+            Some(Err(status)) => return Some(Err(status.into())),
+            Some(Ok(response)) => response,
+        };
+        let events = match self.sent.lock() {
+            Ok(mut sent) => sent.pop_front(),
+            Err(_) => None,
+        };
+        let Some(events) = events else {
+            return Some(Err(ClientError::Verification(
+                "a response arrived for a request that was not sent".to_string(),
+            )));
+        };
+        if let Some(error) = response.error {
+            return Some(Err(Status::new(Code::from(error.code), error.message).into()));
+        }
+        Some(check_response(&events, &response).map(|()| response))
+    }
+}
+
+fn endpoint_of(endpoint: &str) -> Result<Endpoint> {
+    Endpoint::from_shared(endpoint.to_string())
+        .map(|e| e.tcp_nodelay(true).connect_timeout(Duration::from_secs(5)))
+        .map_err(|e| ClientError::Connect {
+            endpoint: endpoint.to_string(),
+            reason: error_chain(&e),
+        })
+}
+
+/// An error with its causes, on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,123 @@
+//! `AppendStream`: many batches over one call, pipelined into group commit.
+//!
+//! Requests are submitted to the ledger in arrival order (which fixes their
+//! commit order) and answered in that order. At most `max_in_flight`
+//! requests wait for the disk; while that many do, the handler stops reading
+//! the inbound stream, so HTTP/2 flow control pushes back on the producer.
+//! The response channel holds at most `max_in_flight` responses, so a
+//! producer that stops reading responses is stopped the same way. Nothing is
+//! dropped and nothing is buffered without bound.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use ledger_client::proto;
+use ledger_core::{Ledger, PendingAppend};
+use tokio::sync::{mpsc, watch};
+use tonic::{Code, Status, Streaming};
+
+use crate::convert;
+use crate::status::status;
+
+/// One request's place in the response order.
+struct Slot {
+    include_checkpoint: bool,
+    state: Result<PendingAppend, Status>,
+}
+
+impl Slot {
+    async fn outcome(&mut self) -> proto::AppendResponse {
+        let result = match &mut self.state {
+            Ok(pending) => pending.await.map_err(status),
+            Err(status) => Err(status.clone()),
+        };
+        match result {
+            Ok(outcome) => convert::append_response(&outcome, self.include_checkpoint),
+            Err(status) => proto::AppendResponse {
+                error: Some(proto::AppendError {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                }),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Serves one `AppendStream` call until the producer closes its side (or
+/// the server stops), then answers everything still in flight.
+pub async fn run(
+    ledger: Arc<Ledger>,
+    mut inbound: Streaming<proto::AppendRequest>,
+    tx: mpsc::Sender<Result<proto::AppendResponse, Status>>,
+    max_in_flight: usize,
+    mut stopping: watch::Receiver<bool>,
+    max_message_bytes: usize,
+) {
+    let mut pending: VecDeque<Slot> = VecDeque::with_capacity(max_in_flight);
+    let mut reading = true;
+    let mut failure: Option<Status> = None;
+    let mut requests = 0u64;
+    loop {
+        if !reading && pending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            // Answer first: it frees a slot.
+            biased;
+            response = async { front(&mut pending).await }, if !pending.is_empty() => {
+                pending.pop_front();
+                if tx.send(Ok(response)).await.is_err() {
+                    // The producer is gone. What it sent is still appended
+                    // (the ledger owns those requests); its receipts are
+                    // recoverable by retrying with the same ids.
+                    tracing::debug!("append stream closed by the client with responses pending");
+                    return;
+                }
+            }
+            next = inbound.message(), if reading && pending.len() < max_in_flight => match next {
+                Ok(Some(request)) => {
+                    requests += 1;
+                    let include_checkpoint = request.include_checkpoint;
+                    let state = match convert::append_request(request) {
+                        Ok(batch) => ledger.submit(batch).await.map_err(status),
+                        Err(status) => Err(status),
+                    };
+                    pending.push_back(Slot { include_checkpoint, state });
+                }
+                Ok(None) => reading = false,
+                Err(err) => {
+                    reading = false;
+                    failure = Some(inbound_error(err, max_message_bytes));
+                }
+            },
+            _ = stopping.changed(), if reading => {
+                tracing::info!(requests, "server stopping: no more requests read from this append stream");
+                reading = false;
+            }
+        }
+    }
+    tracing::debug!(requests, "append stream finished");
+    if let Some(status) = failure {
+        let _ = tx.send(Err(status)).await;
+    }
+}
+
+async fn front(pending: &mut VecDeque<Slot>) -> proto::AppendResponse {
+    match pending.front_mut() {
+        Some(slot) => slot.outcome().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// tonic reports an oversized message as `OUT_OF_RANGE` with its own
+/// wording; clients are told which limit, as for every other limit.
+pub fn inbound_error(err: Status, max_message_bytes: usize) -> Status {
+    if err.code() == Code::OutOfRange && err.message().contains("message length too large") {
+        return Status::resource_exhausted(format!(
+            "request message exceeds max_message_bytes ({max_message_bytes}): {}",
+            err.message()
+        ));
+    }
+    err
+}

@@ -1,0 +1,289 @@
+//! Server settings, layered: command-line flag, then `LEDGER_*` environment
+//! variable (clap reads both), then the TOML config file, then the default.
+//!
+//! Every setting has the same name in all three places: `--max-batch-events`,
+//! `LEDGER_MAX_BATCH_EVENTS`, `max_batch_events = ...`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ledger_core::{HashAlg, LedgerConfig};
+use serde::Deserialize;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default data directory.
+pub const DEFAULT_DATA: &str = "./ledger-data";
+
+/// A setting that cannot be used, named as the user wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is out of range or malformed.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        /// The setting, e.g. `listen`.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The config file could not be read or parsed.
+    #[error("config file {}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything `server::run` needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen (used by the binary; `run` takes a bound listener).
+    pub listen: SocketAddr,
+    /// The ledger's data directory.
+    pub data_dir: PathBuf,
+    /// The checkpoint signing key; created as a development key if missing.
+    pub key_file: PathBuf,
+    /// Ledger options (origin and tree hash apply when the ledger is created).
+    pub ledger: LedgerConfig,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most streaming calls (AppendStream, Read, Subscribe) open at once.
+    pub max_concurrent_streams: usize,
+    /// Requests of one AppendStream waiting for the disk before the server
+    /// stops reading more from it.
+    pub max_in_flight_per_stream: usize,
+    /// Records buffered per subscriber before the subscription waits for the
+    /// client (a slow subscriber falls behind and reads from disk; it never
+    /// makes the server buffer without bound).
+    pub subscriber_buffer: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory (key file inside it).
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        let data_dir = data_dir.into();
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            key_file: data_dir.join("ledger.key"),
+            data_dir,
+            ledger: LedgerConfig::default(),
+            max_message_bytes: 16 * 1024 * 1024,
+            max_concurrent_streams: 4096,
+            max_in_flight_per_stream: 64,
+            subscriber_buffer: 256,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Settings from flags and environment (`ledgerd serve --help`).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (settings named as the flags, with underscores).
+    #[arg(long, env = "LEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "LEDGER_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./ledger-data].
+    #[arg(long, env = "LEDGER_DATA")]
+    pub data: Option<PathBuf>,
+    /// Checkpoint signing key file [default: <data>/ledger.key].
+    #[arg(long, env = "LEDGER_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Checkpoint origin of a new ledger [default: evidence-ledger.local/dev].
+    #[arg(long, env = "LEDGER_ORIGIN")]
+    pub origin: Option<String>,
+    /// Merkle tree hash of a new ledger: blake3 or sha256 [default: blake3].
+    #[arg(long, env = "LEDGER_TREE_HASH")]
+    pub tree_hash: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "LEDGER_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Largest gRPC message in bytes [default: 16 MiB].
+    #[arg(long, env = "LEDGER_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Most events in one append batch [default: 10000].
+    #[arg(long, env = "LEDGER_MAX_BATCH_EVENTS")]
+    pub max_batch_events: Option<usize>,
+    /// Largest event payload in bytes [default: 1 MiB].
+    #[arg(long, env = "LEDGER_MAX_PAYLOAD_BYTES")]
+    pub max_payload_bytes: Option<usize>,
+    /// Most streaming calls open at once [default: 4096].
+    #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS")]
+    pub max_concurrent_streams: Option<usize>,
+    /// Pipelined requests per AppendStream [default: 64].
+    #[arg(long, env = "LEDGER_MAX_IN_FLIGHT_PER_STREAM")]
+    pub max_in_flight_per_stream: Option<usize>,
+    /// Segment file size limit in bytes [default: 64 MiB].
+    #[arg(long, env = "LEDGER_SEGMENT_MAX_BYTES")]
+    pub segment_max_bytes: Option<u64>,
+}
+
+/// The config file: the same settings, all optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    origin: Option<String>,
+    tree_hash: Option<String>,
+    log_format: Option<LogFormat>,
+    max_message_bytes: Option<usize>,
+    max_batch_events: Option<usize>,
+    max_payload_bytes: Option<usize>,
+    max_concurrent_streams: Option<usize>,
+    max_in_flight_per_stream: Option<usize>,
+    segment_max_bytes: Option<u64>,
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let bad = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))
+}
+
+fn positive<T: PartialOrd + Default + Copy>(setting: &'static str, value: T) -> Result<T, ConfigError> {
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            setting,
+            reason: "must be greater than 0".to_string(),
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Resolves flags/env over the config file over the defaults.
+    pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data = self.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+        let mut config = ServerConfig::new(&data);
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        config.listen = listen.parse().map_err(|e| ConfigError::Invalid {
+            setting: "listen",
+            reason: format!("{listen:?} is not an address like 127.0.0.1:50051: {e}"),
+        })?;
+        if let Some(key) = self.key_file.or(file.key_file) {
+            config.key_file = key;
+        }
+        if let Some(origin) = self.origin.or(file.origin) {
+            config.ledger.origin = origin;
+        }
+        if let Some(name) = self.tree_hash.or(file.tree_hash) {
+            config.ledger.tree_hash = HashAlg::from_name(&name).ok_or_else(|| ConfigError::Invalid {
+                setting: "tree_hash",
+                reason: format!("{name:?} is not blake3 or sha256"),
+            })?;
+        }
+        if let Some(format) = self.log_format.or(file.log_format) {
+            config.log_format = format;
+        }
+        if let Some(v) = self.max_message_bytes.or(file.max_message_bytes) {
+            config.max_message_bytes = positive("max_message_bytes", v)?;
+        }
+        if let Some(v) = self.max_batch_events.or(file.max_batch_events) {
+            config.ledger.max_batch_events = positive("max_batch_events", v)?;
+        }
+        if let Some(v) = self.max_payload_bytes.or(file.max_payload_bytes) {
+            config.ledger.max_payload_bytes = positive("max_payload_bytes", v)?;
+        }
+        if let Some(v) = self.max_concurrent_streams.or(file.max_concurrent_streams) {
+            config.max_concurrent_streams = positive("max_concurrent_streams", v)?;
+        }
+        if let Some(v) = self.max_in_flight_per_stream.or(file.max_in_flight_per_stream) {
+            config.max_in_flight_per_stream = positive("max_in_flight_per_stream", v)?;
+        }
+        if let Some(v) = self.segment_max_bytes.or(file.segment_max_bytes) {
+            config.ledger.segment_max_bytes = positive("segment_max_bytes", v)?;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("ledgerd.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            &dir,
+            "listen = \"127.0.0.1:6000\"\nmax_batch_events = 50\nmax_payload_bytes = 4096\ntree_hash = \"sha256\"\n",
+        );
+        let args = ServeArgs {
+            config: Some(path),
+            max_batch_events: Some(7),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().expect("valid");
+        assert_eq!(config.listen.port(), 6000);
+        assert_eq!(config.ledger.max_batch_events, 7);
+        assert_eq!(config.ledger.max_payload_bytes, 4096);
+        assert_eq!(config.ledger.tree_hash, HashAlg::Sha256);
+        assert_eq!(
+            config.max_concurrent_streams,
+            ServerConfig::new("x").max_concurrent_streams
+        );
+        assert_eq!(config.key_file, PathBuf::from(DEFAULT_DATA).join("ledger.key"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = |args: ServeArgs| args.resolve().err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = err(ServeArgs {
+            listen: Some("localhost".into()),
+            ..ServeArgs::default()
+        });
+        assert!(msg.starts_with("listen: "), "{msg}");
+        let msg = err(ServeArgs {
+            tree_hash: Some("md5".into()),
+            ..ServeArgs::default()
+        });
+        assert!(msg.starts_with("tree_hash: "), "{msg}");
+        let msg = err(ServeArgs {
+            max_batch_events: Some(0),
+            ..ServeArgs::default()
+        });
+        assert_eq!(msg, "max_batch_events: must be greater than 0");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let msg = err(ServeArgs {
+            config: Some(write(&dir, "max_batch_event = 3\n")),
+            ..ServeArgs::default()
+        });
+        assert!(msg.contains("unknown field `max_batch_event`"), "{msg}");
+    }
+}

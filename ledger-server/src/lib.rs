@@ -1,0 +1,21 @@
+//! `ledgerd`, the evidence ledger service, as a library: the binary is a
+//! thin command line over [`server::run`], which the tests call too.
+//!
+//! Data flow: a gRPC request is converted ([`convert`]) into a
+//! `ledger_core` request, served by the one open [`ledger_core::Ledger`],
+//! and every error on the way becomes a status in one place ([`status`]).
+
+#![deny(missing_docs)]
+
+mod append_stream;
+pub mod config;
+pub mod convert;
+mod limits;
+pub mod server;
+mod service;
+pub mod status;
+mod subscribe;
+pub mod telemetry;
+
+pub use config::{ServeArgs, ServerConfig};
+pub use server::{ServerError, run, serve};

@@ -1,0 +1,136 @@
+//! Starting and stopping the service: open (or create) the ledger and its
+//! signing key, serve `ledger.v1.Ledger` with gRPC health and reflection,
+//! and on shutdown stop accepting, end streams, finish in-flight appends and
+//! close the ledger (which syncs it) before returning.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use ledger_client::proto::{self, ledger_server::LedgerServer};
+use ledger_core::signer::public_key_path;
+use ledger_core::{Ledger, LedgerError, LocalKeySigner, Signer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::ServerConfig;
+use crate::service::LedgerService;
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Opening or closing the ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The gRPC transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be set up from the embedded descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A background task panicked.
+    #[error("{0}")]
+    Task(String),
+}
+
+/// Loads the checkpoint signing key, or creates a development key (mode
+/// 0600, verifier key written beside it as `<key>.pub`) on first start.
+pub fn load_or_create_key(path: &Path, name: &str) -> Result<Arc<dyn Signer>, LedgerError> {
+    if path.exists() {
+        return Ok(Arc::new(LocalKeySigner::load(path)?));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| LedgerError::Io {
+            context: format!("creating {}", parent.display()),
+            source: e,
+        })?;
+    }
+    let signer = LocalKeySigner::generate(name)?;
+    signer.save(path)?;
+    let verifier = signer.verifier_key()?;
+    tracing::warn!(
+        key_file = %path.display(),
+        public_key_file = %public_key_path(path).display(),
+        verifier_key = %verifier,
+        "created a development checkpoint signing key; keep it secret, publish the verifier key"
+    );
+    Ok(Arc::new(signer))
+}
+
+/// Opens the ledger of `config` (creating ledger and key if new).
+pub fn open_ledger(config: &ServerConfig) -> Result<Ledger, LedgerError> {
+    let signer = load_or_create_key(&config.key_file, &config.ledger.origin)?;
+    Ledger::open(&config.data_dir, config.ledger.clone(), signer)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then shuts down
+/// gracefully. This is what `ledgerd serve` and the tests run.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let open_config = config.clone();
+    let ledger = tokio::task::spawn_blocking(move || open_ledger(&open_config))
+        .await
+        .map_err(|e| ServerError::Task(format!("opening the ledger: {e}")))??;
+    let ledger = Arc::new(ledger);
+    serve(listener, Arc::clone(&ledger), config, shutdown).await?;
+    tokio::task::spawn_blocking(move || ledger.close())
+        .await
+        .map_err(|e| ServerError::Task(format!("closing the ledger: {e}")))??;
+    tracing::info!("ledger closed; bye");
+    Ok(())
+}
+
+/// Serves an already open ledger (which the caller closes).
+pub async fn serve(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().ok();
+    let config = Arc::new(config);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = LedgerService::new(Arc::clone(&ledger), Arc::clone(&config), stop_rx);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<LedgerServer<LedgerService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let ledger_service = LedgerServer::new(service)
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(
+            config
+                .max_message_bytes
+                .max(2 * config.ledger.max_payload_bytes + 64 * 1024),
+        );
+
+    let identity = ledger.identity();
+    tracing::info!(
+        listen = %addr.map_or_else(|| "?".to_string(), |a| a.to_string()),
+        data = %config.data_dir.display(),
+        origin = %identity.origin,
+        tree_hash = %identity.tree_hash,
+        records = ledger.len(),
+        "ledgerd serving ledger.v1.Ledger"
+    );
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        health.set_not_serving::<LedgerServer<LedgerService>>().await;
+        let _ = stop_tx.send(true);
+    };
+    tonic::transport::Server::builder()
+        .layer(crate::limits::MessageLimitLayer::new(config.max_message_bytes))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ledger_service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+    Ok(())
+}

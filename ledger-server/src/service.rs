@@ -1,0 +1,358 @@
+//! The `ledger.v1.Ledger` gRPC service over a [`Ledger`].
+//!
+//! Reads, proofs and index lookups touch files and may wait for the indexer,
+//! so they run on the blocking pool; appends are already asynchronous (the
+//! writer thread does the I/O).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ledger_client::proto::{self, ledger_server};
+use ledger_core::{Ledger, LedgerError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::config::ServerConfig;
+use crate::status::status;
+use crate::{append_stream, convert, subscribe};
+
+/// A stream of records or a status, as tonic wants it.
+pub type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::Record, Status>> + Send>>;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct LedgerService {
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) config: Arc<ServerConfig>,
+    streams: Arc<Semaphore>,
+    /// Becomes `true` when the server shuts down: streaming calls end.
+    pub(crate) stopping: watch::Receiver<bool>,
+}
+
+impl LedgerService {
+    /// A service over an open ledger.
+    pub fn new(ledger: Arc<Ledger>, config: Arc<ServerConfig>, stopping: watch::Receiver<bool>) -> LedgerService {
+        let streams = Arc::new(Semaphore::new(config.max_concurrent_streams));
+        LedgerService {
+            ledger,
+            config,
+            streams,
+            stopping,
+        }
+    }
+
+    /// A slot for one more streaming call, or `RESOURCE_EXHAUSTED`.
+    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "max_concurrent_streams ({}) streaming calls are already open",
+                self.config.max_concurrent_streams
+            ))
+        })
+    }
+
+    /// Runs a blocking ledger call on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let ledger = Arc::clone(&self.ledger);
+        tokio::task::spawn_blocking(move || f(&ledger))
+            .await
+            .map_err(|e| Status::internal(format!("ledger task failed: {e}")))?
+            .map_err(status)
+    }
+
+    async fn checkpoint_of_size(&self, size: u64) -> Result<proto::Checkpoint, Status> {
+        let latest = self.ledger.checkpoint();
+        if latest.size() == size {
+            return Ok(convert::checkpoint(&latest));
+        }
+        let signed = self.blocking(move |l| l.checkpoint_at(size)).await?;
+        Ok(convert::checkpoint(&signed))
+    }
+}
+
+/// A span carrying the request id (the caller's `x-request-id`, or a fresh
+/// one) and the caller's `x-correlation-id`, so every log line of a call can
+/// be found together.
+pub(crate) fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
+    let meta = request.metadata();
+    let header = |name: &str| meta.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let request_id = header("x-request-id").unwrap_or_else(|| Uuid::new_v4().to_string());
+    let correlation_id = header("x-correlation-id").unwrap_or_default();
+    tracing::info_span!("rpc", method, request_id = %request_id, correlation_id = %correlation_id)
+}
+
+#[tonic::async_trait]
+impl ledger_server::Ledger for LedgerService {
+    async fn append(&self, request: Request<proto::AppendRequest>) -> Result<Response<proto::AppendResponse>, Status> {
+        let span = rpc_span("Append", &request);
+        async move {
+            let request = request.into_inner();
+            let include = request.include_checkpoint;
+            let batch = convert::append_request(request)?;
+            let n = batch.events.len();
+            match self.ledger.append_async(batch).await {
+                Ok(outcome) => {
+                    tracing::debug!(events = n, deduplicated = outcome.deduplicated, "appended");
+                    Ok(Response::new(convert::append_response(&outcome, include)))
+                }
+                Err(err) => {
+                    tracing::info!(error = %err, "append rejected");
+                    Err(status(err))
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    type AppendStreamStream = Pin<Box<dyn Stream<Item = Result<proto::AppendResponse, Status>> + Send>>;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<proto::AppendRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let span = rpc_span("AppendStream", &request);
+        let permit = self.stream_permit()?;
+        let capacity = self.config.max_in_flight_per_stream;
+        let (tx, rx) = mpsc::channel(capacity);
+        let task = append_stream::run(
+            Arc::clone(&self.ledger),
+            request.into_inner(),
+            tx,
+            capacity,
+            self.stopping.clone(),
+            self.config.max_message_bytes,
+        );
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                task.await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ReadStream = RecordStream;
+
+    async fn read(&self, request: Request<proto::ReadRequest>) -> Result<Response<RecordStream>, Status> {
+        let span = rpc_span("Read", &request);
+        let permit = self.stream_permit()?;
+        let request = request.into_inner();
+        let end = self.ledger.len();
+        if request.stream.is_empty() && request.from_seq > end {
+            return Err(Status::out_of_range(format!(
+                "from_seq: {} is beyond the log, which holds {end} records",
+                request.from_seq
+            )));
+        }
+        let (tx, rx) = mpsc::channel(self.config.subscriber_buffer);
+        let service = self.clone();
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                if let Err(status) = read_records(&service, request, end, &tx).await {
+                    let _ = tx.send(Err(status)).await;
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type SubscribeStream = RecordStream;
+
+    async fn subscribe(&self, request: Request<proto::SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
+        let span = rpc_span("Subscribe", &request);
+        let permit = self.stream_permit()?;
+        let request = request.into_inner();
+        let filter = subscribe::Filter::new(&request)?;
+        let len = self.ledger.len();
+        if request.from_seq > len {
+            return Err(Status::out_of_range(format!(
+                "from_seq: {} is beyond the log, which holds {len} records (resume from the last seq received + 1)",
+                request.from_seq
+            )));
+        }
+        let (tx, rx) = mpsc::channel(self.config.subscriber_buffer);
+        let ledger = Arc::clone(&self.ledger);
+        let stopping = self.stopping.clone();
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                tracing::debug!(from_seq = request.from_seq, "subscription opened");
+                subscribe::run(ledger, filter, request.from_seq, tx, stopping).await;
+                tracing::debug!("subscription closed");
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_record(&self, request: Request<proto::GetRecordRequest>) -> Result<Response<proto::Record>, Status> {
+        let span = rpc_span("GetRecord", &request);
+        async move {
+            let record = match request.into_inner().key {
+                None => return Err(Status::invalid_argument("key: set seq or event_id")),
+                Some(proto::get_record_request::Key::Seq(seq)) => self.blocking(move |l| l.read(seq)).await?,
+                Some(proto::get_record_request::Key::EventId(id)) => {
+                    let uuid = Uuid::parse_str(&id)
+                        .map_err(|e| Status::invalid_argument(format!("event_id: not a UUID: {e}")))?;
+                    self.blocking(move |l| l.get_by_id(uuid))
+                        .await?
+                        .ok_or_else(|| Status::not_found(format!("event_id: no record with event id {uuid}")))?
+                }
+            };
+            Ok(Response::new(convert::record(&record)))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<proto::GetCheckpointRequest>,
+    ) -> Result<Response<proto::Checkpoint>, Status> {
+        let span = rpc_span("GetCheckpoint", &request);
+        async move {
+            let checkpoint = match request.into_inner().size {
+                None => convert::checkpoint(&self.ledger.checkpoint()),
+                Some(size) => self.checkpoint_of_size(size).await?,
+            };
+            Ok(Response::new(checkpoint))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<proto::GetInclusionProofRequest>,
+    ) -> Result<Response<proto::InclusionProof>, Status> {
+        let span = rpc_span("GetInclusionProof", &request);
+        async move {
+            let request = request.into_inner();
+            let seq = request.seq;
+            let tree_size = request.tree_size.unwrap_or_else(|| self.ledger.checkpoint().size());
+            if seq >= tree_size {
+                return Err(Status::out_of_range(format!(
+                    "seq: {seq} is not in a tree of {tree_size} records"
+                )));
+            }
+            let (record_hash, hashes) = self
+                .blocking(move |l| Ok((l.read(seq)?.record_hash, l.inclusion_proof(seq, tree_size)?)))
+                .await?;
+            let checkpoint = self.checkpoint_of_size(tree_size).await?;
+            Ok(Response::new(proto::InclusionProof {
+                seq,
+                tree_size,
+                record_hash: record_hash.to_vec(),
+                hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+                checkpoint: Some(checkpoint),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<proto::GetConsistencyProofRequest>,
+    ) -> Result<Response<proto::ConsistencyProof>, Status> {
+        let span = rpc_span("GetConsistencyProof", &request);
+        async move {
+            let request = request.into_inner();
+            let old_size = request.old_size;
+            let new_size = request.new_size.unwrap_or_else(|| self.ledger.checkpoint().size());
+            if old_size > new_size {
+                return Err(Status::invalid_argument(format!(
+                    "old_size: {old_size} is greater than new_size {new_size}"
+                )));
+            }
+            let hashes = self.blocking(move |l| l.consistency_proof(old_size, new_size)).await?;
+            let old_checkpoint = self.checkpoint_of_size(old_size).await?;
+            let new_checkpoint = self.checkpoint_of_size(new_size).await?;
+            Ok(Response::new(proto::ConsistencyProof {
+                old_size,
+                new_size,
+                hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+                old_checkpoint: Some(old_checkpoint),
+                new_checkpoint: Some(new_checkpoint),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_ledger_info(
+        &self,
+        _request: Request<proto::GetLedgerInfoRequest>,
+    ) -> Result<Response<proto::LedgerInfo>, Status> {
+        let identity = self.ledger.identity();
+        Ok(Response::new(proto::LedgerInfo {
+            origin: identity.origin.clone(),
+            hash_alg: identity.tree_hash.to_string(),
+            verifier_key: self.ledger.verifier_key().map_err(status)?.to_string(),
+            size: self.ledger.len(),
+        }))
+    }
+}
+
+/// Records per blocking read.
+const READ_CHUNK: u64 = 256;
+
+async fn read_records(
+    service: &LedgerService,
+    request: proto::ReadRequest,
+    end: u64,
+    tx: &mpsc::Sender<Result<proto::Record, Status>>,
+) -> Result<(), Status> {
+    let mut remaining = if request.limit == 0 { u64::MAX } else { request.limit };
+    if request.stream.is_empty() {
+        let mut next = request.from_seq;
+        while next < end && remaining > 0 {
+            let n = READ_CHUNK.min(end - next).min(remaining);
+            let records = service.blocking(move |l| l.read_range(next, n as usize)).await?;
+            if records.is_empty() {
+                break;
+            }
+            for record in &records {
+                if tx.send(Ok(convert::record(record))).await.is_err() {
+                    return Ok(());
+                }
+            }
+            next += records.len() as u64;
+            remaining -= records.len() as u64;
+        }
+    } else {
+        let mut version = request.from_version;
+        while remaining > 0 {
+            let stream = request.stream.clone();
+            let n = READ_CHUNK.min(remaining) as usize;
+            let records = service.blocking(move |l| l.read_stream(&stream, version, n)).await?;
+            let Some(last) = records.last() else { break };
+            version = last.stream_version() + 1;
+            for record in records.iter().filter(|r| r.seq() < end) {
+                if tx.send(Ok(convert::record(record))).await.is_err() {
+                    return Ok(());
+                }
+                remaining -= 1;
+                if remaining == 0 {
+                    break;
+                }
+            }
+            if records.len() < n || records.iter().any(|r| r.seq() >= end) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
