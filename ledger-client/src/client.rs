@@ -140,7 +140,11 @@ impl Client {
                 tx,
                 sent: Arc::clone(&sent),
             },
-            AppendReceipts { responses, sent },
+            AppendReceipts {
+                responses,
+                sent,
+                done: false,
+            },
         ))
     }
 
@@ -282,6 +286,8 @@ impl AppendSink {
 pub struct AppendReceipts {
     responses: Streaming<proto::AppendResponse>,
     sent: Arc<Mutex<VecDeque<Vec<proto::Event>>>>,
+    /// Set once the stream has ended or failed: nothing more will come.
+    done: bool,
 }
 
 impl AppendReceipts {
@@ -290,12 +296,20 @@ impl AppendReceipts {
     /// `Err(ClientError::Status)` and the stream goes on; `None` once the
     /// sink is finished and every request is answered.
     pub async fn next(&mut self) -> Option<Result<proto::AppendResponse>> {
+        if self.done {
+            return None;
+        }
         let response = match self.responses.next().await {
             None => {
+                self.done = true;
                 let unanswered = self.sent.lock().map(|s| s.len()).unwrap_or(0);
                 return (unanswered > 0).then_some(Err(ClientError::StreamClosed(unanswered)));
             }
-            Some(Err(status)) => return Some(Err(status.into())),
+            Some(Err(status)) => {
+                // A status ends a gRPC stream: report it once, then end.
+                self.done = true;
+                return Some(Err(status.into()));
+            }
             Some(Ok(response)) => response,
         };
         let events = match self.sent.lock() {

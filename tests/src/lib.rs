@@ -6,12 +6,17 @@ use std::sync::Arc;
 
 use ledger_core::{AppendRequest, Event, Ledger, LedgerConfig, LocalKeySigner, Signer};
 
+pub mod server;
+
 /// Origin and key name used by every test ledger.
 pub const TEST_ORIGIN: &str = "evidence-ledger.test/log";
 
+/// Seed of the deterministic test signing key.
+pub const TEST_SEED: [u8; 32] = [42; 32];
+
 /// The deterministic test signing key.
 pub fn test_signer() -> anyhow::Result<Arc<dyn Signer>> {
-    Ok(Arc::new(LocalKeySigner::from_seed(TEST_ORIGIN, [42; 32])?))
+    Ok(Arc::new(LocalKeySigner::from_seed(TEST_ORIGIN, TEST_SEED)?))
 }
 
 /// Default config with the test origin.

@@ -2,6 +2,8 @@
 
 mod append;
 mod crash;
+mod grpc;
+mod grpc_kill;
 mod producer;
 mod proofs;
 mod recovery;

@@ -158,7 +158,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // An input thread may still be blocked on a dead stream: do not wait.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ledger: {}", format!("{err:#}").replace('\n', " "));
@@ -342,11 +345,10 @@ async fn append(client: &Client, args: AppendArgs, json: bool) -> anyhow::Result
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    let read_result = sender.await.context("input task failed")?;
     if let Some(err) = failure {
         bail!("append failed after {appended} events were appended: {err}");
     }
-    read_result?;
+    sender.await.context("input task failed")??;
     if !json && progress.is_none() {
         eprintln!("appended {appended} events");
     }

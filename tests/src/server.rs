@@ -1,0 +1,156 @@
+//! Running `ledgerd` for tests: in-process on a loopback port (what most
+//! tests use), or as a child process that can be `SIGKILL`ed.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context as _;
+use ledger_client::Client;
+use ledger_server::ServerConfig;
+use tokio::sync::oneshot;
+
+use ledger_core::LocalKeySigner;
+
+use crate::{TEST_ORIGIN, TEST_SEED};
+
+/// A server config for `dir` with the test origin, signing with the test
+/// key (written to `dir/ledger.key` unless already there), so tests verify
+/// against a key they pinned themselves.
+pub fn server_config(dir: &Path) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig::new(dir);
+    config.ledger.origin = TEST_ORIGIN.to_string();
+    if !config.key_file.exists() {
+        std::fs::create_dir_all(dir)?;
+        LocalKeySigner::from_seed(TEST_ORIGIN, TEST_SEED)?.save(&config.key_file)?;
+    }
+    Ok(config)
+}
+
+/// `ledgerd` served in-process by `ledger_server::run` on `127.0.0.1:0`.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ledger_server::ServerError>>>,
+}
+
+impl TestServer {
+    /// Starts a server with `config`; returns once it accepts connections.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<TestServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(ledger_server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        // The ledger opens before serving: wait until a call succeeds.
+        for _ in 0..200 {
+            if let Ok(client) = Client::connect(&server.url()).await
+                && client.info().await.is_ok()
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("test server on {addr} did not come up")
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&self.url()).await?)
+    }
+
+    /// Graceful shutdown; returns what `run` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => Ok(task.await??),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A built binary of this workspace (`cargo test --workspace` builds them
+/// beside the test executables).
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no target directory")?;
+    let path = profile_dir.join(name);
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is not built; run `cargo test --workspace` (or `cargo build --bins`) first",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// `ledgerd serve` as a child process on a loopback port.
+#[derive(Debug)]
+pub struct Ledgerd {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Ledgerd {
+    /// Starts `ledgerd serve --data dir --listen 127.0.0.1:0` and waits for
+    /// its "listening on" line.
+    pub fn spawn(dir: &Path) -> anyhow::Result<Ledgerd> {
+        let mut child = Command::new(workspace_binary("ledgerd")?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--origin", TEST_ORIGIN, "--data"])
+            .arg(dir)
+            .env("LEDGER_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines.next().context("ledgerd exited before listening")??;
+            if let Some(addr) = line.strip_prefix("ledgerd listening on ") {
+                break addr.trim().parse()?;
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Ledgerd { child, addr })
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `kill -9`, then reap.
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Ledgerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
