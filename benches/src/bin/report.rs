@@ -128,7 +128,7 @@ fn blake3_rate(count: usize) -> f64 {
 }
 
 /// Diagnostic: the index store alone. Applies `groups` index batches of
-/// 1024 events (what the indexer gets per group commit: id and stream keys
+/// 1024 events (what the indexer gets per group commit: stream entries
 /// plus the Merkle nodes the group completes) to a fresh `SledStore`, then
 /// flushes it. Returns (events, apply time, apply + flush time).
 fn index_store_run(groups: usize) -> AnyResult<(usize, Duration, Duration)> {
@@ -148,7 +148,6 @@ fn index_store_run(groups: usize) -> AnyResult<(usize, Duration, Duration)> {
                 batch.nodes.push(TreeNode { level, index, hash });
             }
             batch.events.push(IndexedEvent {
-                id: *event.id.as_bytes(),
                 stream: event.stream,
                 stream_version: *version,
                 seq,
