@@ -235,24 +235,8 @@ impl Writer {
             }
         }
         let receipts: Vec<Receipt> = staged.iter().map(receipt).collect();
-        // The stream names move to the indexer; nothing is cloned per record.
-        let index_batch = IndexBatch {
-            log_len_after: self.next_seq,
-            events: staged
-                .drain(..)
-                .map(|record| IndexedEvent {
-                    stream: record.header.event.stream,
-                    stream_version: record.header.stream_version,
-                    seq: record.header.seq,
-                })
-                .collect(),
-            nodes,
-        };
         let checkpoint = Arc::new(checkpoint);
         shared.publish(self.next_seq, Arc::clone(&checkpoint));
-        if self.index_tx.send(index_batch).is_err() {
-            self.poisoned = Some("the indexer stopped".to_string());
-        }
         for (reply, pending) in waiting {
             let outcome = match pending {
                 Pending::New { first, count } => AppendOutcome {
@@ -267,6 +251,25 @@ impl Writer {
                 },
             };
             let _ = reply.send(Ok(outcome));
+        }
+        // After the acknowledgements, so that a caller already prepares its
+        // next request while this thread hands the group to the indexer and
+        // frees its records. The stream names move to the indexer; nothing
+        // is cloned per record.
+        let index_batch = IndexBatch {
+            log_len_after: self.next_seq,
+            events: staged
+                .drain(..)
+                .map(|record| IndexedEvent {
+                    stream: record.header.event.stream,
+                    stream_version: record.header.stream_version,
+                    seq: record.header.seq,
+                })
+                .collect(),
+            nodes,
+        };
+        if self.index_tx.send(index_batch).is_err() {
+            self.poisoned = Some("the indexer stopped".to_string());
         }
     }
 
