@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::checkpoint::{SignedCheckpoint, sign_checkpoint};
 use crate::error::{LedgerError, Result};
 use crate::event::{ExpectedVersion, PreparedEvent, Receipt};
-use crate::ids::IdMap;
+use crate::ids::{IdMap, KeyedHash};
 use crate::ledger::Shared;
 use crate::reader::read_one;
 use crate::segment::file::{SegmentHeader, create_segment};
@@ -62,7 +62,7 @@ pub(crate) struct Writer {
     pub(crate) last_hash: Hash,
     pub(crate) last_recorded_at_ns: i64,
     pub(crate) frontier: Frontier,
-    pub(crate) stream_heads: HashMap<String, u64>,
+    pub(crate) stream_heads: HashMap<String, u64, KeyedHash>,
     pub(crate) index_tx: Sender<IndexBatch>,
     pub(crate) poisoned: Option<String>,
     pub(crate) scratch: Scratch,
@@ -302,7 +302,7 @@ impl Writer {
         // after this, staging cannot fail, so a request is never half-staged.
         let mut versions: Vec<u64> = Vec::with_capacity(events.len());
         {
-            let mut heads: HashMap<&str, Option<u64>> = HashMap::new();
+            let mut heads: HashMap<&str, Option<u64>, KeyedHash> = HashMap::default();
             for event in &events {
                 let stream = event.header.stream.as_str();
                 if !heads.contains_key(stream) {

@@ -292,6 +292,12 @@ fn check_name(value: &str, max: usize) -> std::result::Result<(), String> {
     if value.len() > max {
         return Err(format!("{} bytes, limit is {max}", value.len()));
     }
+    // Fast path: printable ASCII (0x21..=0x7e) holds neither whitespace nor
+    // control characters, and is what names almost always are; per-char
+    // Unicode checks showed up in append profiles.
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "contains {c:?}; whitespace and control characters are not allowed"
@@ -304,6 +310,10 @@ fn check_name(value: &str, max: usize) -> std::result::Result<(), String> {
 fn check_text(value: &str, max: usize) -> std::result::Result<(), String> {
     if value.len() > max {
         return Err(format!("{} bytes, limit is {max}", value.len()));
+    }
+    // Fast path: ASCII without C0 controls or DEL has no control characters.
+    if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Ok(());
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(format!("contains control character {c:?}"));
@@ -423,6 +433,22 @@ mod tests {
         let prepared = event.clone().into_prepared();
         assert_eq!(prepared.header, event.header());
         assert_eq!(prepared.payload, event.payload);
+    }
+
+    #[test]
+    fn name_and_text_checks_agree_with_the_unicode_rules() {
+        for name in ["service/ops-hub", "task/CUST-WP-0051-T03", "ünïcode/名前", "a"] {
+            assert_eq!(check_name(name, 256), Ok(()), "{name:?}");
+        }
+        for bad in ["a b", "a\tb", "a\u{0}b", "a\u{7f}", "a\u{a0}b", "a\u{2003}b", "a\u{85}"] {
+            assert!(check_name(bad, 256).is_err(), "{bad:?}");
+        }
+        for text in ["", "run 42", "ünïcode text", "~!@# $%^"] {
+            assert_eq!(check_text(text, 256), Ok(()), "{text:?}");
+        }
+        for bad in ["a\nb", "a\u{7f}", "a\u{0}", "a\u{85}b", "a\u{9f}"] {
+            assert!(check_text(bad, 256).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

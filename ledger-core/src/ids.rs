@@ -20,10 +20,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-/// A map keyed by event id, hashed with [`IdHashKey`].
+/// A map keyed by event id, hashed with [`KeyedHash`].
 #[derive(Clone)]
 pub(crate) struct IdMap<V> {
-    map: HashMap<IdKey, V, IdHashKey>,
+    map: HashMap<IdKey, V, KeyedHash>,
 }
 
 /// Only the size: the ledger's `Debug` output must not list every id.
@@ -42,7 +42,7 @@ impl<V: Copy> IdMap<V> {
     /// An empty map with room for `capacity` ids.
     pub(crate) fn with_capacity(capacity: usize) -> IdMap<V> {
         IdMap {
-            map: HashMap::with_capacity_and_hasher(capacity, IdHashKey::random()),
+            map: HashMap::with_capacity_and_hasher(capacity, KeyedHash::random()),
         }
     }
 
@@ -103,7 +103,7 @@ impl Hash for IdKey {
     }
 }
 
-/// The per-map random key of [`IdHasher`].
+/// The per-map random key of [`KeyedHasher`].
 ///
 /// Why not SipHash (std's default): ids are 16 bytes and looked up once or
 /// twice per appended event, where SipHash showed up in profiles. Why not an
@@ -111,37 +111,47 @@ impl Hash for IdKey {
 /// would let a producer aim many ids at one bucket. A keyed folded multiply
 /// (the construction of wyhash and foldhash) is one 64×64→128 multiply per
 /// id and unpredictable without the key.
+///
+/// The writer also hashes stream names with it (per event, per request),
+/// where SipHash was a few percent of the writer's CPU.
 #[derive(Clone, Copy, Debug)]
-struct IdHashKey {
+pub(crate) struct KeyedHash {
     k0: u64,
     k1: u64,
 }
 
-impl IdHashKey {
+impl KeyedHash {
     /// A key drawn from std's per-process random SipHash keys, which never
     /// fails (unlike reading the OS random source directly).
-    fn random() -> IdHashKey {
+    pub(crate) fn random() -> KeyedHash {
         let seed = std::collections::hash_map::RandomState::new();
-        IdHashKey {
+        KeyedHash {
             k0: seed.hash_one(0_u64),
             k1: seed.hash_one(1_u64) | 1,
         }
     }
 }
 
-impl BuildHasher for IdHashKey {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher { key: *self, state: 0 }
+/// A fresh random key, so `HashMap::default()` works with it.
+impl Default for KeyedHash {
+    fn default() -> KeyedHash {
+        KeyedHash::random()
     }
 }
 
-/// See [`IdHashKey`]. Only [`IdKey`] is hashed with it; `write` handles
-/// other input correctly but is not tuned for it.
+impl BuildHasher for KeyedHash {
+    type Hasher = KeyedHasher;
+
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher { key: *self, state: 0 }
+    }
+}
+
+/// See [`KeyedHash`]. An [`IdKey`] takes one `write_u128`; other input
+/// (stream names) goes through `write`, 16 bytes per multiply.
 #[derive(Debug)]
-struct IdHasher {
-    key: IdHashKey,
+pub(crate) struct KeyedHasher {
+    key: KeyedHash,
     state: u64,
 }
 
@@ -151,7 +161,7 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
-impl Hasher for IdHasher {
+impl Hasher for KeyedHasher {
     fn write_u128(&mut self, value: u128) {
         let low = value as u64;
         let high = (value >> 64) as u64;
@@ -159,6 +169,9 @@ impl Hasher for IdHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
+        // The length first, so inputs that differ only by trailing zero
+        // bytes (which the last chunk is padded with) hash apart.
+        self.state = folded_multiply(self.state ^ bytes.len() as u64 ^ self.key.k1, self.key.k0 | 1);
         for chunk in bytes.chunks(16) {
             let mut word = [0u8; 16];
             word[..chunk.len()].copy_from_slice(chunk);
@@ -208,9 +221,22 @@ mod tests {
     }
 
     #[test]
+    fn strings_hash_apart_by_content_and_length() {
+        let key = KeyedHash::random();
+        let names = ["", "a", "a\0", "service/ops-hub", "service/ops-hub0", "service/ops-hua"];
+        let hashes: std::collections::HashSet<u64> = names.iter().map(|name| key.hash_one(name)).collect();
+        assert_eq!(hashes.len(), names.len());
+        let mut map: HashMap<&str, usize, KeyedHash> = HashMap::default();
+        for (i, name) in names.iter().enumerate() {
+            map.insert(name, i);
+        }
+        assert_eq!(map.get("service/ops-hub"), Some(&3));
+    }
+
+    #[test]
     fn keys_differ_between_maps_and_spread_the_bits() {
-        let a = IdHashKey::random();
-        let b = IdHashKey::random();
+        let a = KeyedHash::random();
+        let b = KeyedHash::random();
         assert!((a.k0, a.k1) != (b.k0, b.k1), "each map gets its own key");
         // Ids that differ in one bit must differ in the top 7 bits of the
         // hash (hashbrown's tag) and in the low bits (its bucket index)
