@@ -5,7 +5,6 @@
 //! (in parallel across callers); checks that need state (idempotency,
 //! expected versions) happen in the writer.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use crate::config::{LedgerConfig, limits};
 use crate::error::{LedgerError, Result};
+use crate::ids::IdMap;
 
 /// Default payload content type.
 pub const JSON: &str = "application/json";
@@ -72,6 +72,26 @@ impl Event {
     /// The bytes a producer signs for this event.
     pub fn signing_bytes(&self) -> Vec<u8> {
         self.header().signing_bytes()
+    }
+
+    /// [`Event::header`] by move, for the append path: the names and the
+    /// metadata move into the header instead of being copied per event.
+    fn into_prepared(self) -> PreparedEvent {
+        let header = EventHeader {
+            id: *self.id.as_bytes(),
+            stream: self.stream,
+            event_type: self.event_type,
+            occurred_at_ns: timestamp_ns(self.occurred_at),
+            content_type: self.content_type,
+            payload_len: self.payload.len() as u64,
+            payload_hash: payload_hash(&self.payload),
+            metadata: self.metadata,
+            signature: self.signature,
+        };
+        PreparedEvent {
+            header,
+            payload: self.payload,
+        }
     }
 }
 
@@ -162,10 +182,10 @@ pub(crate) fn prepare(request: AppendRequest, config: &LedgerConfig) -> Result<(
             limit: config.max_batch_events,
         });
     }
-    let mut first_position: HashMap<Uuid, usize> = HashMap::with_capacity(events.len());
+    let mut first_position: IdMap<usize> = IdMap::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
         validate(index, event, config)?;
-        if let Some(first) = first_position.insert(event.id, index) {
+        if let Some(first) = first_position.insert(*event.id.as_bytes(), index) {
             return Err(LedgerError::DuplicateIdInBatch {
                 event_id: event.id,
                 first,
@@ -184,13 +204,7 @@ pub(crate) fn prepare(request: AppendRequest, config: &LedgerConfig) -> Result<(
             ),
         });
     }
-    let prepared = events
-        .into_iter()
-        .map(|event| PreparedEvent {
-            header: event.header(),
-            payload: event.payload,
-        })
-        .collect();
+    let prepared = events.into_iter().map(Event::into_prepared).collect();
     Ok((prepared, expected_version))
 }
 
@@ -285,6 +299,12 @@ fn check_name(value: &str, max: usize) -> std::result::Result<(), String> {
     if value.len() > max {
         return Err(format!("{} bytes, limit is {max}", value.len()));
     }
+    // Fast path: printable ASCII (0x21..=0x7e) holds neither whitespace nor
+    // control characters, and is what names almost always are; per-char
+    // Unicode checks showed up in append profiles.
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "contains {c:?}; whitespace and control characters are not allowed"
@@ -297,6 +317,10 @@ fn check_name(value: &str, max: usize) -> std::result::Result<(), String> {
 fn check_text(value: &str, max: usize) -> std::result::Result<(), String> {
     if value.len() > max {
         return Err(format!("{} bytes, limit is {max}", value.len()));
+    }
+    // Fast path: ASCII without C0 controls or DEL has no control characters.
+    if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Ok(());
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(format!("contains control character {c:?}"));
@@ -402,6 +426,36 @@ mod tests {
             field_of(prepare(request, &config()).expect_err("mixed")),
             "expected_version"
         );
+    }
+
+    #[test]
+    fn prepared_header_is_the_public_header() {
+        let mut event = Event::json("task/T1", "task.created", br#"{"a":1}"#.to_vec());
+        event.metadata.correlation_id = "corr".into();
+        event.metadata.extra.insert("k".into(), "v".into());
+        event.signature = Some(ProducerSignature {
+            key_id: "producer-1".into(),
+            signature: [7; 64],
+        });
+        let prepared = event.clone().into_prepared();
+        assert_eq!(prepared.header, event.header());
+        assert_eq!(prepared.payload, event.payload);
+    }
+
+    #[test]
+    fn name_and_text_checks_agree_with_the_unicode_rules() {
+        for name in ["service/ops-hub", "task/CUST-WP-0051-T03", "ünïcode/名前", "a"] {
+            assert_eq!(check_name(name, 256), Ok(()), "{name:?}");
+        }
+        for bad in ["a b", "a\tb", "a\u{0}b", "a\u{7f}", "a\u{a0}b", "a\u{2003}b", "a\u{85}"] {
+            assert!(check_name(bad, 256).is_err(), "{bad:?}");
+        }
+        for text in ["", "run 42", "ünïcode text", "~!@# $%^"] {
+            assert_eq!(check_text(text, 256), Ok(()), "{text:?}");
+        }
+        for bad in ["a\nb", "a\u{7f}", "a\u{0}", "a\u{85}b", "a\u{9f}"] {
+            assert!(check_text(bad, 256).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -2,74 +2,77 @@
 //! to the [`Store`] on its own thread, so acknowledgements never wait on the
 //! store (sled inserts run at a fraction of the log's append rate).
 //!
-//! Until a record is indexed its event id stays in the in-memory overlay,
-//! which the writer consults for idempotency; the overlay is bounded by
-//! `max_unindexed_events`, beyond which the writer waits (back-pressure, not
-//! unbounded memory). The indexer applies to the store *before* removing ids
-//! from the overlay, so an id is always findable in one or the other.
+//! Nothing on the append path reads the store per event: idempotency uses
+//! the in-memory id index (`ids.rs`), and stream heads the writer's cache.
+//! The indexer only has to keep up on average: the writer waits while more
+//! than `max_unindexed_events` records are committed but not yet indexed
+//! (back-pressure, so batches queued for the indexer cannot grow without
+//! bound). Readers of streams and proofs wait for the store to reach the
+//! length they need.
 
-use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{LedgerError, Result};
 use crate::store::{IndexBatch, Store};
 
-/// Most events merged into one store batch.
-const MAX_MERGED_EVENTS: usize = 4_096;
+/// Most events merged into one store batch. Merging saves sled work (a
+/// stream's or tree level's last chunk is rewritten once per batch, not once
+/// per group); the cap bounds how long one `apply_batch` holds sled's lock,
+/// which stream reads and proofs wait on.
+const MAX_MERGED_EVENTS: usize = 16_384;
 
-/// Committed-but-not-indexed state shared by the writer, the indexer and
+/// How far the store has caught up, shared by the writer, the indexer and
 /// readers.
 #[derive(Debug, Default)]
-pub(crate) struct Overlay {
-    /// Event id → seq for records not yet in the store.
-    pub(crate) ids: HashMap<[u8; 16], u64>,
+pub(crate) struct Progress {
     /// Log length the store reflects.
     pub(crate) indexed_len: u64,
     /// Set when the store failed: nothing more will be indexed.
     pub(crate) failed: Option<String>,
 }
 
-/// The overlay and the condition variable signalled on every change.
+/// The progress and the condition variable signalled on every change.
 #[derive(Debug, Default)]
 pub(crate) struct IndexState {
-    pub(crate) overlay: Mutex<Overlay>,
+    pub(crate) progress: Mutex<Progress>,
     pub(crate) changed: Condvar,
 }
 
 impl IndexState {
-    pub(crate) fn lock(&self) -> Result<std::sync::MutexGuard<'_, Overlay>> {
-        self.overlay
+    pub(crate) fn lock(&self) -> Result<std::sync::MutexGuard<'_, Progress>> {
+        self.progress
             .lock()
-            .map_err(|_| LedgerError::Poisoned("index overlay lock poisoned".to_string()))
+            .map_err(|_| LedgerError::Poisoned("index progress lock poisoned".to_string()))
     }
 
     /// Blocks until the store reflects at least `len` records.
     pub(crate) fn wait_indexed(&self, len: u64) -> Result<()> {
-        let mut overlay = self.lock()?;
-        while overlay.indexed_len < len {
-            if let Some(reason) = &overlay.failed {
+        let mut progress = self.lock()?;
+        while progress.indexed_len < len {
+            if let Some(reason) = &progress.failed {
                 return Err(LedgerError::Store(reason.clone()));
             }
-            overlay = self
+            progress = self
                 .changed
-                .wait(overlay)
-                .map_err(|_| LedgerError::Poisoned("index overlay lock poisoned".to_string()))?;
+                .wait(progress)
+                .map_err(|_| LedgerError::Poisoned("index progress lock poisoned".to_string()))?;
         }
         Ok(())
     }
 
-    /// Blocks while more than `max` events are unindexed.
-    pub(crate) fn wait_below(&self, max: usize) -> Result<()> {
-        let mut overlay = self.lock()?;
-        while overlay.ids.len() > max {
-            if let Some(reason) = &overlay.failed {
+    /// Blocks while more than `max` of the first `len` records are
+    /// unindexed.
+    pub(crate) fn wait_below(&self, max: usize, len: u64) -> Result<()> {
+        let mut progress = self.lock()?;
+        while len.saturating_sub(progress.indexed_len) > max as u64 {
+            if let Some(reason) = &progress.failed {
                 return Err(LedgerError::Store(reason.clone()));
             }
-            overlay = self
+            progress = self
                 .changed
-                .wait(overlay)
-                .map_err(|_| LedgerError::Poisoned("index overlay lock poisoned".to_string()))?;
+                .wait(progress)
+                .map_err(|_| LedgerError::Poisoned("index progress lock poisoned".to_string()))?;
         }
         Ok(())
     }
@@ -85,24 +88,17 @@ pub(crate) fn run(store: Arc<dyn Store>, state: Arc<IndexState>, batches: Receiv
             merged.nodes.extend(more.nodes);
         }
         let applied = store.apply(&merged);
-        let Ok(mut overlay) = state.lock() else { return };
+        let Ok(mut progress) = state.lock() else { return };
         match applied {
-            Ok(()) => {
-                for event in &merged.events {
-                    if overlay.ids.get(&event.id) == Some(&event.seq) {
-                        overlay.ids.remove(&event.id);
-                    }
-                }
-                overlay.indexed_len = merged.log_len_after;
-            }
+            Ok(()) => progress.indexed_len = merged.log_len_after,
             Err(err) => {
                 tracing::error!(error = %err, "index store failed; the ledger stops accepting appends until reopened");
-                overlay.failed = Some(err.to_string());
+                progress.failed = Some(err.to_string());
                 state.changed.notify_all();
                 return;
             }
         }
-        drop(overlay);
+        drop(progress);
         state.changed.notify_all();
     }
     if let Err(err) = store.flush() {

@@ -28,6 +28,7 @@ use crate::commit::{AppendOutcome, Command, Writer};
 use crate::config::LedgerConfig;
 use crate::error::{LedgerError, Result};
 use crate::event::{AppendRequest, prepare, timestamp_ns};
+use crate::ids::IdMap;
 use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
 use crate::reader::{read_one, read_range};
@@ -61,6 +62,10 @@ pub(crate) struct Shared {
     pub(crate) log_dir: PathBuf,
     pub(crate) identity: LedgerIdentity,
     pub(crate) log: RwLock<LogIndex>,
+    /// Event id → seq of every committed record (and, between the fsync
+    /// and the publish of a group, of that group: readers bound by the
+    /// committed length). Only the writer changes it after open.
+    pub(crate) ids: RwLock<IdMap<u64>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) index: Arc<IndexState>,
     pub(crate) signer: Arc<dyn Signer>,
@@ -145,7 +150,7 @@ impl Ledger {
         let identity_key = store_identity(&identity);
         if store.identity()?.as_deref() != Some(identity_key.as_slice()) {
             if store.identity()?.is_some() {
-                tracing::warn!("index store belongs to another ledger; rebuilding it");
+                tracing::warn!("index store belongs to another ledger or has an older layout; rebuilding it");
             }
             store.clear()?;
             store.set_identity(&identity_key)?;
@@ -153,7 +158,7 @@ impl Ledger {
         let store: Arc<dyn Store> = Arc::new(store);
         let saved = load_saved_checkpoint(&dir, &identity, signer.as_ref())?;
         let saved_size = saved.as_ref().map_or(0, |c| c.size);
-        let (scan, frontier) = recover(&log_dir, &identity, store.as_ref(), saved_size)?;
+        let (scan, frontier, ids) = recover(&log_dir, &identity, store.as_ref(), saved_size)?;
         if let Some(saved) = saved {
             check_saved_checkpoint(&saved, &identity, &log_dir, &scan, store.as_ref())?;
         }
@@ -189,6 +194,7 @@ impl Ledger {
             log_dir,
             identity,
             log: RwLock::new(scan.index),
+            ids: RwLock::new(ids),
             store: Arc::clone(&store),
             index: Arc::clone(&index_state),
             signer,
@@ -212,6 +218,7 @@ impl Ledger {
             stream_heads: Default::default(),
             index_tx,
             poisoned: None,
+            scratch: Default::default(),
         };
         let indexer_store = Arc::clone(&store);
         let indexer = std::thread::Builder::new()
@@ -328,10 +335,9 @@ impl Ledger {
     /// The record of an event id, if any.
     pub fn get_by_id(&self, id: Uuid) -> Result<Option<Record>> {
         let committed = self.len();
-        let in_overlay = self.shared.index.lock()?.ids.get(id.as_bytes()).copied();
-        let seq = match in_overlay {
-            Some(seq) => Some(seq),
-            None => self.shared.store.seq_of_event(id.as_bytes())?,
+        let seq = match self.shared.ids.read() {
+            Ok(ids) => ids.get(id.as_bytes()),
+            Err(poisoned) => poisoned.into_inner().get(id.as_bytes()),
         };
         match seq {
             Some(seq) if seq < committed => Ok(Some(self.read(seq)?)),
@@ -482,9 +488,15 @@ fn lock_dir(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// The store's identity: the ledger's, plus the store layout, so a store
+/// written with another key layout is rebuilt rather than misread.
 fn store_identity(identity: &LedgerIdentity) -> Vec<u8> {
-    format!("{} {}", identity.ledger_id, identity.tree_hash).into_bytes()
+    format!("{} {} {STORE_LAYOUT}", identity.ledger_id, identity.tree_hash).into_bytes()
 }
+
+/// Bumped whenever the sled key layout changes (`store/sled_store.rs`).
+/// Layout 2: no id keys, stream entries packed 64 to a value.
+const STORE_LAYOUT: &str = "layout-2";
 
 fn load_or_create_identity(dir: &Path, config: &LedgerConfig) -> Result<LedgerIdentity> {
     let path = dir.join("ledger.json");
@@ -584,16 +596,16 @@ fn save_checkpoint(dir: &Path, checkpoint: &SignedCheckpoint) -> Result<()> {
     write_atomically(dir, "checkpoint", checkpoint.note.as_bytes())
 }
 
-/// Scans the log, rebuilding the frontier from every record and bringing
-/// the store up to date with the records it has not seen. A store that
-/// disagrees with the log on the last leaf it indexed is wiped and rebuilt
-/// in a second pass: the log is the truth.
+/// Scans the log, rebuilding the frontier and the id index from every
+/// record and bringing the store up to date with the records it has not
+/// seen. A store that disagrees with the log on the last leaf it indexed is
+/// wiped and rebuilt in a second pass: the log is the truth.
 fn recover(
     log_dir: &Path,
     identity: &LedgerIdentity,
     store: &dyn Store,
     signed_len: u64,
-) -> Result<(ScanOutcome, Frontier)> {
+) -> Result<(ScanOutcome, Frontier, IdMap<u64>)> {
     let mut disagrees = false;
     match recover_pass(log_dir, identity, store, signed_len, &mut disagrees) {
         Err(_) if disagrees => {
@@ -612,13 +624,20 @@ fn recover_pass(
     store: &dyn Store,
     signed_len: u64,
     disagrees: &mut bool,
-) -> Result<(ScanOutcome, Frontier)> {
+) -> Result<(ScanOutcome, Frontier, IdMap<u64>)> {
     const APPLY_EVERY: usize = 16_384;
     let indexed_len = store.log_len()?;
     let mut frontier = Frontier::new(identity.tree_hash);
+    let mut ids = IdMap::new();
     let mut pending = IndexBatch::default();
     let mut on_batch = |records: &[crate::segment::recovery::ScannedRecord]| -> Result<()> {
+        ids.reserve(records.len());
         for record in records {
+            if let Some(first) = ids.insert_first(record.id, record.seq) {
+                // The writer never does this; the first record is the one
+                // whose receipt was given, so it stays the id's record.
+                tracing::warn!(event_id = %Uuid::from_bytes(record.id), first, again = record.seq, "event id recorded twice in the log; keeping the first");
+            }
             let leaf = identity.tree_hash.leaf_hash(&record.record_hash);
             let nodes = frontier.push(leaf)?;
             if record.seq + 1 == indexed_len && store.node(0, record.seq)? != Some(leaf) {
@@ -632,7 +651,6 @@ fn recover_pass(
                 continue;
             }
             pending.events.push(IndexedEvent {
-                id: record.id,
                 stream: record.stream.clone(),
                 stream_version: record.stream_version,
                 seq: record.seq,
@@ -657,7 +675,7 @@ fn recover_pass(
     if !pending.events.is_empty() {
         store.apply(&pending)?;
     }
-    Ok((scan, frontier))
+    Ok((scan, frontier, ids))
 }
 
 /// The checkpoint saved by an earlier run, if it is signed by our key for

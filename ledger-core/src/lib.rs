@@ -17,6 +17,7 @@ mod commit;
 pub mod config;
 pub mod error;
 pub mod event;
+mod ids;
 mod indexer;
 mod ledger;
 pub mod producer;

@@ -115,6 +115,57 @@ fn expected_version_is_enforced() -> anyhow::Result<()> {
 }
 
 #[test]
+fn long_streams_read_back_in_order_across_batches_and_restarts() -> anyhow::Result<()> {
+    // The stream index packs versions 64 to a chunk: fill chunks across
+    // batches of several sizes, interleaved with another stream.
+    let dir = tempfile::tempdir()?;
+    let mut seqs = Vec::new();
+    {
+        let ledger = open(dir.path())?;
+        let mut n = 0;
+        for size in [1, 7, 64, 1, 128, 3] {
+            let outcome = ledger.append(health_batch("long", n, size))?;
+            seqs.extend(outcome.receipts.iter().map(|r| r.seq));
+            ledger.append(health_batch("other", 1000 + n, 2))?;
+            n += size;
+        }
+        assert_eq!(seqs.len(), 204);
+        assert_eq!(ledger.stream_head("service/long")?, Some(203));
+        check_stream(&ledger, &seqs)?;
+    }
+    let ledger = open(dir.path())?;
+    check_stream(&ledger, &seqs)?;
+    let next = AppendRequest {
+        expected_version: ExpectedVersion::Exact(203),
+        ..health_batch("long", 5000, 1)
+    };
+    assert_eq!(ledger.append(next)?.receipts[0].stream_version, 204);
+    Ok(())
+}
+
+fn check_stream(ledger: &ledger_core::Ledger, seqs: &[u64]) -> anyhow::Result<()> {
+    let read = |from: u64, limit: usize| -> anyhow::Result<Vec<u64>> {
+        Ok(ledger
+            .read_stream("service/long", from, limit)?
+            .iter()
+            .map(|r| r.seq())
+            .collect())
+    };
+    assert_eq!(read(0, 1000)?, seqs);
+    assert_eq!(read(63, 3)?, seqs[63..66]);
+    assert_eq!(read(128, 64)?, seqs[128..192]);
+    assert_eq!(read(200, 10)?, seqs[200..]);
+    assert_eq!(read(204, 10)?, Vec::<u64>::new());
+    let versions: Vec<u64> = ledger
+        .read_stream("service/long", 60, 10)?
+        .iter()
+        .map(|r| r.header.stream_version)
+        .collect();
+    assert_eq!(versions, (60..70).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[test]
 fn segments_roll_and_reads_cross_them() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = ledger_core::LedgerConfig {

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ledger_core::LedgerError;
 use ledger_core::segment::cursor::SegmentCursor;
 use ledger_core::segment::file::SEGMENT_HEADER_LEN;
-use ledger_tests::{health_batch, open};
+use ledger_core::{AppendRequest, ExpectedVersion, LedgerError};
+use ledger_tests::{health_batch, health_event, open};
 
 const SEGMENT: &str = "log/00000000000000000000.seg";
 
@@ -203,6 +203,44 @@ fn deleted_index_is_rebuilt_from_the_log() -> anyhow::Result<()> {
     assert_eq!(ledger.root_at(100)?, root);
     assert_eq!(ledger.stream_head("service/svc-1")?, head);
     assert_eq!(ledger.read_stream("service/svc-1", 0, 100)?.len(), 35);
+    Ok(())
+}
+
+#[test]
+fn deleted_index_still_catches_retries_and_conflicts() -> anyhow::Result<()> {
+    // Event ids are indexed in memory from the log, not in sled: deleting
+    // the index must not weaken idempotency.
+    let dir = tempfile::tempdir()?;
+    let batch = health_batch("ops-hub", 0, 3);
+    let (original, long_head) = {
+        let ledger = open(dir.path())?;
+        let original = ledger.append(batch.clone())?;
+        ledger.append(health_batch("long", 3, 70))?;
+        (original, ledger.stream_head("service/long")?)
+    };
+    assert_eq!(long_head, Some(69));
+    std::fs::remove_dir_all(dir.path().join("index"))?;
+    let ledger = open(dir.path())?;
+    let retry = ledger.append(batch.clone())?;
+    assert!(retry.deduplicated);
+    assert_eq!(retry.receipts, original.receipts);
+    let mut changed = batch.events[1].clone();
+    changed.payload = br#"{"tampered":true}"#.to_vec();
+    let err = ledger.append(AppendRequest::new(vec![changed])).expect_err("conflict");
+    assert!(
+        matches!(err, LedgerError::IdConflict { event_id, seq: 1 } if event_id == batch.events[1].id),
+        "{err}"
+    );
+    let partial = AppendRequest::new(vec![batch.events[2].clone(), health_event("ops-hub", 99)]);
+    let err = ledger.append(partial).expect_err("partial");
+    assert!(matches!(err, LedgerError::PartialDuplicate { seq: 2, .. }), "{err}");
+    assert_eq!(ledger.len(), 73);
+    // The rebuilt stream index continues the long stream where it was.
+    let next = AppendRequest {
+        expected_version: ExpectedVersion::Exact(69),
+        ..health_batch("long", 100, 1)
+    };
+    assert_eq!(ledger.append(next)?.receipts[0].stream_version, 70);
     Ok(())
 }
 

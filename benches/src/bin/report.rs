@@ -128,7 +128,7 @@ fn blake3_rate(count: usize) -> f64 {
 }
 
 /// Diagnostic: the index store alone. Applies `groups` index batches of
-/// 1024 events (what the indexer gets per group commit: id and stream keys
+/// 1024 events (what the indexer gets per group commit: stream entries
 /// plus the Merkle nodes the group completes) to a fresh `SledStore`, then
 /// flushes it. Returns (events, apply time, apply + flush time).
 fn index_store_run(groups: usize) -> AnyResult<(usize, Duration, Duration)> {
@@ -148,7 +148,6 @@ fn index_store_run(groups: usize) -> AnyResult<(usize, Duration, Duration)> {
                 batch.nodes.push(TreeNode { level, index, hash });
             }
             batch.events.push(IndexedEvent {
-                id: *event.id.as_bytes(),
                 stream: event.stream,
                 stream_version: *version,
                 seq,
@@ -201,8 +200,8 @@ fn main() -> AnyResult<()> {
         }
     }
 
-    // The batch-1 workload must come before the threaded one (whose raw
-    // baseline it provides).
+    // Each single-thread workload must come before the threaded one of the
+    // same batch size (whose raw baseline it provides).
     let workloads = [
         Workload {
             label: "batch 1024",
@@ -228,6 +227,13 @@ fn main() -> AnyResult<()> {
             batches: 20_000 / scale,
             threaded: true,
         },
+        // What the gRPC service will see: eight producers sending batches.
+        Workload {
+            label: "batch 64 × 8 threads",
+            batch: 64,
+            batches: 626 / scale,
+            threaded: true,
+        },
     ];
 
     println!(
@@ -236,7 +242,7 @@ fn main() -> AnyResult<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut bytes_per_event = 0.0;
-    let mut batch_1_raw: Option<(Rates, Rates)> = None;
+    let mut raw_by_batch: std::collections::HashMap<usize, (Rates, Rates)> = std::collections::HashMap::new();
     for workload in workloads {
         let (mut ledger_rates, mut idle_rates, mut busy_rates) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
@@ -250,18 +256,19 @@ fn main() -> AnyResult<()> {
             }
         }
         let ledger = Rates::of(ledger_rates);
-        let (idle, busy) = match (workload.threaded, batch_1_raw) {
-            // The raw baseline of the threaded workload is the batch-1 one.
-            (true, Some(raw)) => raw,
+        let (idle, busy) = match (workload.threaded, raw_by_batch.get(&workload.batch)) {
+            // The raw baseline of a threaded workload is the single-thread
+            // one of the same batch size.
+            (true, Some(&raw)) => raw,
             _ => (Rates::of(idle_rates), Rates::of(busy_rates)),
         };
-        if workload.batch == 1 && !workload.threaded {
-            batch_1_raw = Some((idle, busy));
+        if !workload.threaded {
+            raw_by_batch.insert(workload.batch, (idle, busy));
         }
         let raw_label = if workload.threaded {
-            " (raw: batch 1, 1 writer)"
+            format!(" (raw: batch {}, 1 writer)", workload.batch)
         } else {
-            ""
+            String::new()
         };
         println!(
             "| {}{} | {} | {} | {} | {} | {:.0} % | {:.0} % |",

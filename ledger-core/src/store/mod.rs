@@ -15,11 +15,10 @@ use ledger_verify::Hash;
 
 use crate::error::Result;
 
-/// One record's index entries.
+/// One record's index entries. Event ids are not here: the id index lives
+/// in memory, rebuilt from the log on open (see `ids.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexedEvent {
-    /// Event id bytes.
-    pub id: [u8; 16],
     /// Stream name.
     pub stream: String,
     /// Position in the stream.
@@ -59,8 +58,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn identity(&self) -> Result<Option<Vec<u8>>>;
     /// Sets the identity; only on an empty store.
     fn set_identity(&self, identity: &[u8]) -> Result<()>;
-    /// Seq of an event id.
-    fn seq_of_event(&self, id: &[u8; 16]) -> Result<Option<u64>>;
     /// Last version and its seq, for a stream.
     fn stream_head(&self, stream: &str) -> Result<Option<(u64, u64)>>;
     /// `(version, seq)` pairs of a stream from `from_version`, at most `limit`.

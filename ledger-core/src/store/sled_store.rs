@@ -5,16 +5,25 @@
 //!
 //! ```text
 //! b"m" ‖ name                      meta: "log_len" (u64 BE), "identity"
-//! b"i" ‖ id[16]                    seq u64 BE
-//! b"s" ‖ stream ‖ 0x00 ‖ ver u64 BE seq u64 BE   (streams never hold 0x00)
+//! b"s" ‖ stream ‖ 0x00 ‖ chunk u64 BE
+//!                                  up to 64 seqs (u64 BE each, packed) of
+//!                                  stream versions chunk*64 .. chunk*64+63
+//!                                  (streams never hold 0x00)
 //! b"n" ‖ level u8 ‖ chunk u64 BE   up to 64 node hashes of that level,
 //!                                  nodes chunk*64 .. chunk*64+63, packed
 //! ```
 //!
-//! Tree nodes are packed 64 to a value so a group commit of 1024 records
-//! writes ~40 keys, not ~2048. sled is beta and has open
-//! corruption-after-crash reports: that is why it holds nothing that the
-//! segments do not, and why a store that fails to open is wiped and rebuilt.
+//! Stream entries and tree nodes are packed 64 to a value, so a group commit
+//! of 1024 records in a few streams writes some tens of keys, not thousands:
+//! sled's cost is per key (each insert clones a leaf node), and one key per
+//! record capped the indexer at ~60–70k records/s. The price is that the
+//! last chunk of a stream is read and rewritten whole (at most 512 bytes)
+//! once per batch that touches the stream. Event ids are not stored here at
+//! all: the id index is in memory, rebuilt from the log (`ids.rs`).
+//!
+//! sled is beta and has open corruption-after-crash reports: that is why it
+//! holds nothing that the segments do not, and why a store that fails to
+//! open is wiped and rebuilt.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +34,8 @@ use super::{IndexBatch, Store};
 use crate::error::{LedgerError, Result};
 
 const NODES_PER_CHUNK: u64 = 64;
+const VERSIONS_PER_CHUNK: u64 = 64;
+const SEQ_LEN: usize = 8;
 const META_LOG_LEN: &[u8] = b"mlog_len";
 const META_IDENTITY: &[u8] = b"midentity";
 
@@ -51,6 +62,35 @@ fn stream_prefix(stream: &str) -> Vec<u8> {
     key.extend_from_slice(stream.as_bytes());
     key.push(0);
     key
+}
+
+fn stream_key(stream: &str, chunk: u64) -> Vec<u8> {
+    let mut key = stream_prefix(stream);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// The `(version, seq)` entries of one stream chunk.
+fn stream_entries(prefix_len: usize, key: &[u8], value: &[u8]) -> Result<impl Iterator<Item = (u64, u64)>> {
+    let chunk = be_u64(&key[prefix_len..])?;
+    if value.is_empty() || !value.len().is_multiple_of(SEQ_LEN) || value.len() > VERSIONS_PER_CHUNK as usize * SEQ_LEN {
+        return Err(LedgerError::Store(format!(
+            "stream chunk {chunk} holds {} bytes, not 1..=64 seqs",
+            value.len()
+        )));
+    }
+    let seqs: Vec<u64> = value
+        .chunks_exact(SEQ_LEN)
+        .map(|bytes| {
+            let mut array = [0u8; SEQ_LEN];
+            array.copy_from_slice(bytes);
+            u64::from_be_bytes(array)
+        })
+        .collect();
+    Ok(seqs
+        .into_iter()
+        .enumerate()
+        .map(move |(i, seq)| (chunk * VERSIONS_PER_CHUNK + i as u64, seq)))
 }
 
 fn node_key(level: u32, chunk: u64) -> [u8; 10] {
@@ -84,6 +124,25 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// The chunk under `key` in `chunks`, loaded from sled (at `sled_key`)
+    /// the first time a batch touches it.
+    fn chunk<'a, K: std::hash::Hash + Eq>(
+        &self,
+        chunks: &'a mut HashMap<K, Vec<u8>>,
+        key: K,
+        sled_key: impl FnOnce() -> Vec<u8>,
+    ) -> Result<&'a mut Vec<u8>> {
+        Ok(match chunks.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let existing = self.db.get(sled_key()).map_err(store_err)?;
+                entry.insert(existing.map(|v| v.to_vec()).unwrap_or_default())
+            }
+        })
+    }
+}
+
 impl Store for SledStore {
     fn log_len(&self) -> Result<u64> {
         match self.db.get(META_LOG_LEN).map_err(store_err)? {
@@ -101,34 +160,36 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn seq_of_event(&self, id: &[u8; 16]) -> Result<Option<u64>> {
-        let mut key = [0u8; 17];
-        key[0] = b'i';
-        key[1..].copy_from_slice(id);
-        self.db.get(key).map_err(store_err)?.map(|v| be_u64(&v)).transpose()
-    }
-
     fn stream_head(&self, stream: &str) -> Result<Option<(u64, u64)>> {
         let prefix = stream_prefix(stream);
         match self.db.scan_prefix(&prefix).next_back() {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry.map_err(store_err)?;
-                Ok(Some((be_u64(&key[prefix.len()..])?, be_u64(&value)?)))
+                Ok(stream_entries(prefix.len(), &key, &value)?.last())
             }
         }
     }
 
     fn stream_range(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<(u64, u64)>> {
         let prefix = stream_prefix(stream);
-        let mut start = prefix.clone();
-        start.extend_from_slice(&from_version.to_be_bytes());
-        let mut end = prefix.clone();
-        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        let start = stream_key(stream, from_version / VERSIONS_PER_CHUNK);
+        let end = stream_key(stream, u64::MAX);
         let mut out = Vec::new();
-        for entry in self.db.range(start..=end).take(limit) {
+        if limit == 0 {
+            return Ok(out);
+        }
+        for entry in self.db.range(start..=end) {
             let (key, value) = entry.map_err(store_err)?;
-            out.push((be_u64(&key[prefix.len()..])?, be_u64(&value)?));
+            for (version, seq) in stream_entries(prefix.len(), &key, &value)? {
+                if version < from_version {
+                    continue;
+                }
+                out.push((version, seq));
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }
@@ -147,27 +208,32 @@ impl Store for SledStore {
 
     fn apply(&self, batch: &IndexBatch) -> Result<()> {
         let mut sled_batch = sled::Batch::default();
+        // Both kinds of entries arrive in order (stream versions per stream,
+        // tree nodes per level, left to right): append each to its chunk,
+        // reading a chunk from sled at most once per batch.
+        let mut streams: HashMap<(&str, u64), Vec<u8>> = HashMap::new();
         for event in &batch.events {
-            let mut id_key = [0u8; 17];
-            id_key[0] = b'i';
-            id_key[1..].copy_from_slice(&event.id);
-            sled_batch.insert(&id_key[..], &event.seq.to_be_bytes()[..]);
-            let mut stream_key = stream_prefix(&event.stream);
-            stream_key.extend_from_slice(&event.stream_version.to_be_bytes());
-            sled_batch.insert(stream_key, &event.seq.to_be_bytes()[..]);
+            let chunk_idx = event.stream_version / VERSIONS_PER_CHUNK;
+            let chunk = self.chunk(&mut streams, (event.stream.as_str(), chunk_idx), || {
+                stream_key(&event.stream, chunk_idx)
+            })?;
+            let slot = (event.stream_version % VERSIONS_PER_CHUNK) as usize * SEQ_LEN;
+            if chunk.len() != slot {
+                return Err(LedgerError::Store(format!(
+                    "stream {:?} version {} arrives out of order: its chunk holds {} bytes",
+                    event.stream,
+                    event.stream_version,
+                    chunk.len()
+                )));
+            }
+            chunk.extend_from_slice(&event.seq.to_be_bytes());
         }
-        // Nodes arrive in completion order, each level left to right: append
-        // each to its chunk, reading a chunk from disk at most once.
-        let mut chunks: HashMap<(u32, u64), Vec<u8>> = HashMap::new();
+        let mut nodes: HashMap<(u32, u64), Vec<u8>> = HashMap::new();
         for node in &batch.nodes {
             let chunk_idx = node.index / NODES_PER_CHUNK;
-            let chunk = match chunks.entry((node.level, chunk_idx)) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let existing = self.db.get(node_key(node.level, chunk_idx)).map_err(store_err)?;
-                    e.insert(existing.map(|v| v.to_vec()).unwrap_or_default())
-                }
-            };
+            let chunk = self.chunk(&mut nodes, (node.level, chunk_idx), || {
+                node_key(node.level, chunk_idx).to_vec()
+            })?;
             let slot = ((node.index % NODES_PER_CHUNK) * 32) as usize;
             if chunk.len() != slot {
                 return Err(LedgerError::Store(format!(
@@ -179,7 +245,10 @@ impl Store for SledStore {
             }
             chunk.extend_from_slice(&node.hash);
         }
-        for ((level, chunk_idx), bytes) in chunks {
+        for ((stream, chunk_idx), bytes) in streams {
+            sled_batch.insert(stream_key(stream, chunk_idx), bytes);
+        }
+        for ((level, chunk_idx), bytes) in nodes {
             sled_batch.insert(&node_key(level, chunk_idx)[..], bytes);
         }
         sled_batch.insert(META_LOG_LEN, &batch.log_len_after.to_be_bytes()[..]);
@@ -207,7 +276,6 @@ mod tests {
         assert_eq!(store.log_len()?, 0);
         let events = (0..3)
             .map(|seq| IndexedEvent {
-                id: [seq as u8 + 1; 16],
                 stream: if seq == 1 { "b".into() } else { "a".into() },
                 stream_version: if seq == 2 { 1 } else { 0 },
                 seq,
@@ -226,8 +294,6 @@ mod tests {
             nodes,
         })?;
         assert_eq!(store.log_len()?, 3);
-        assert_eq!(store.seq_of_event(&[3; 16])?, Some(2));
-        assert_eq!(store.seq_of_event(&[9; 16])?, None);
         assert_eq!(store.stream_head("a")?, Some((1, 2)));
         assert_eq!(store.stream_head("b")?, Some((0, 1)));
         assert_eq!(store.stream_head("ab")?, None);
@@ -245,6 +311,56 @@ mod tests {
         };
         assert!(matches!(store.apply(&gap), Err(LedgerError::Store(_))));
         assert_eq!(store.log_len()?, 3, "a rejected batch changes nothing");
+        Ok(())
+    }
+
+    #[test]
+    fn stream_chunks_span_batches_and_chunk_boundaries() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let store = SledStore::open(dir.path())?;
+        // Stream "a" gets every other seq, "b" the rest: 150 versions each,
+        // applied in batches of 7 records, so chunks fill across batches.
+        let mut seq = 0u64;
+        let mut versions = [0u64; 2];
+        while seq < 300 {
+            let mut batch = IndexBatch::default();
+            for _ in 0..7 {
+                if seq == 300 {
+                    break;
+                }
+                let which = (seq % 2) as usize;
+                batch.events.push(IndexedEvent {
+                    stream: ["a", "b"][which].to_string(),
+                    stream_version: versions[which],
+                    seq,
+                });
+                versions[which] += 1;
+                seq += 1;
+            }
+            batch.log_len_after = seq;
+            store.apply(&batch)?;
+        }
+        assert_eq!(store.stream_head("a")?, Some((149, 298)));
+        assert_eq!(store.stream_head("b")?, Some((149, 299)));
+        let all = store.stream_range("a", 0, 1000)?;
+        assert_eq!(all, (0..150).map(|v| (v, 2 * v)).collect::<Vec<_>>());
+        assert_eq!(store.stream_range("b", 63, 3)?, vec![(63, 127), (64, 129), (65, 131)]);
+        assert_eq!(store.stream_range("b", 149, 10)?, vec![(149, 299)]);
+        assert_eq!(store.stream_range("b", 150, 10)?, vec![]);
+        assert_eq!(store.stream_range("a", 5, 0)?, vec![]);
+        // A version that skips ahead is refused, and changes nothing.
+        let skip = IndexBatch {
+            log_len_after: 301,
+            events: vec![IndexedEvent {
+                stream: "a".to_string(),
+                stream_version: 151,
+                seq: 300,
+            }],
+            nodes: vec![],
+        };
+        assert!(matches!(store.apply(&skip), Err(LedgerError::Store(_))));
+        assert_eq!(store.stream_head("a")?, Some((149, 298)));
+        assert_eq!(store.log_len()?, 300);
         Ok(())
     }
 }
