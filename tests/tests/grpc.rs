@@ -72,7 +72,16 @@ async fn append_read_subscribe_get_and_prove() -> anyhow::Result<()> {
     }
     assert_eq!(records.len(), 3);
     for (record, event) in records.iter().zip(&events) {
-        assert_eq!(record.event.as_ref(), Some(event), "the record carries the event as sent");
+        // As sent, with the default content type made explicit.
+        let expected = proto::Event {
+            content_type: "application/json".to_string(),
+            ..event.clone()
+        };
+        assert_eq!(
+            record.event.as_ref(),
+            Some(&expected),
+            "the record carries the event as sent"
+        );
     }
 
     let live = client.subscribe(proto::SubscribeRequest::default());
@@ -189,7 +198,10 @@ async fn subscription_hands_over_from_catch_up_to_live_without_gap_or_duplicate(
     let total = 500 + 4 * 100 * 4;
     let seqs: Vec<u64> = tokio::time::timeout(
         Duration::from_secs(120),
-        everything.take(total).map(|r| r.map(|r| r.seq)).collect::<Result<Vec<_>, _>>(),
+        everything
+            .take(total)
+            .map(|r| r.map(|r| r.seq))
+            .collect::<Result<Vec<_>, _>>(),
     )
     .await??;
     assert_eq!(seqs, (0..total as u64).collect::<Vec<_>>(), "every seq once, in order");
@@ -203,7 +215,11 @@ async fn subscription_hands_over_from_catch_up_to_live_without_gap_or_duplicate(
     .await??;
     let versions: Vec<u64> = billing.iter().map(|r| r.stream_version).collect();
     assert_eq!(versions, (0..400).collect::<Vec<_>>());
-    assert!(billing.iter().all(|r| r.event.as_ref().is_some_and(|e| e.stream == "service/billing")));
+    assert!(
+        billing
+            .iter()
+            .all(|r| r.event.as_ref().is_some_and(|e| e.stream == "service/billing"))
+    );
     server.stop().await
 }
 
@@ -317,7 +333,10 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() -> anyhow::Result<
     let (got, message) = code(client.record(1_000).await);
     assert_eq!(got, Code::OutOfRange, "{message}");
     let (got, message) = code(client.record_by_id("nope").await);
-    assert_eq!((got, message.starts_with("event_id: not a UUID")), (Code::InvalidArgument, true));
+    assert_eq!(
+        (got, message.starts_with("event_id: not a UUID")),
+        (Code::InvalidArgument, true)
+    );
     let (got, _) = code(client.inclusion_proof(5, Some(3)).await);
     assert_eq!(got, Code::OutOfRange);
     let (got, _) = code(client.consistency_proof(3, Some(2)).await);
@@ -332,8 +351,7 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() -> anyhow::Result<
             ..Default::default()
         })
         .await
-        .err()
-        .expect("both filters rejected");
+        .expect_err("both filters rejected");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().starts_with("stream, stream_prefix"));
     let status = raw
@@ -342,8 +360,7 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() -> anyhow::Result<
             ..Default::default()
         })
         .await
-        .err()
-        .expect("a subscription beyond the log is refused");
+        .expect_err("a subscription beyond the log is refused");
     assert_eq!(status.code(), Code::OutOfRange);
 
     // Inside a stream, a bad request is answered in its place and the
@@ -365,10 +382,13 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() -> anyhow::Result<
     let status = raw
         .subscribe(proto::SubscribeRequest::default())
         .await
-        .err()
-        .expect("third stream refused");
+        .expect_err("third stream refused");
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(status.message().contains("max_concurrent_streams (2)"), "{}", status.message());
+    assert!(
+        status.message().contains("max_concurrent_streams (2)"),
+        "{}",
+        status.message()
+    );
     drop((_a, _b));
 
     server.stop().await?;

@@ -37,7 +37,9 @@ fn retry_after_kill_and_restart_returns_the_original_receipts() -> anyhow::Resul
     let retry = rt.block_on(async { Client::connect(&ledgerd.url()).await?.append(request.clone()).await })?;
     assert!(retry.deduplicated, "the retry must not append twice");
     assert_eq!(retry.receipts, first.receipts);
-    let size = rt.block_on(async { Client::connect(&ledgerd.url()).await?.info().await })?.size;
+    let size = rt
+        .block_on(async { Client::connect(&ledgerd.url()).await?.info().await })?
+        .size;
     assert_eq!(size, 10);
     Ok(())
 }
@@ -63,7 +65,15 @@ fn sigkill_during_a_cli_streaming_append_loses_no_printed_receipt() -> anyhow::R
     let data = dir.path().join("data");
     let ledgerd = Ledgerd::spawn(&data)?;
     let mut cli = Command::new(workspace_binary("ledger")?)
-        .args(["--json", "--server", &ledgerd.url(), "append", "--batch", "50", "--file"])
+        .args([
+            "--json",
+            "--server",
+            &ledgerd.url(),
+            "append",
+            "--batch",
+            "50",
+            "--file",
+        ])
         .arg(&input)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -96,7 +106,10 @@ fn sigkill_during_a_cli_streaming_append_loses_no_printed_receipt() -> anyhow::R
         receipts.push(serde_json::from_str::<serde_json::Value>(&line)?);
     }
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut cli.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?, &mut stderr)?;
+    std::io::Read::read_to_string(
+        &mut cli.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?,
+        &mut stderr,
+    )?;
     assert!(!status.success(), "the CLI must fail when the server dies");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one-line reason: {stderr:?}");
     assert!(stderr.starts_with("ledger: "), "{stderr:?}");
@@ -115,13 +128,24 @@ fn sigkill_during_a_cli_streaming_append_loses_no_printed_receipt() -> anyhow::R
             })
             .await?;
         for (i, receipt) in receipts.iter().enumerate() {
-            let seq = receipt["seq"].as_u64().ok_or_else(|| anyhow::anyhow!("receipt without seq"))?;
+            let seq = receipt["seq"]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("receipt without seq"))?;
             assert_eq!(seq, i as u64, "receipts are printed in seq order");
-            let record = records.next().await.ok_or_else(|| anyhow::anyhow!("seq {seq} missing"))??;
+            let record = records
+                .next()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("seq {seq} missing"))??;
             assert_eq!(record.seq, seq);
-            let event = record.event.as_ref().ok_or_else(|| anyhow::anyhow!("record without event"))?;
+            let event = record
+                .event
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("record without event"))?;
             assert_eq!(receipt["event_id"].as_str(), Some(event.id.as_str()));
-            assert_eq!(receipt["record_hash"].as_str(), Some(hex_of(&record.record_hash).as_str()));
+            assert_eq!(
+                receipt["record_hash"].as_str(),
+                Some(hex_of(&record.record_hash).as_str())
+            );
         }
         anyhow::Ok(())
     })?;

@@ -1,0 +1,287 @@
+//! gRPC ingest over loopback, beside the in-process append rate measured in
+//! the same run.
+//!
+//! `cargo run --release -p ledger-benches --bin grpc_report [-- --quick]`
+//!
+//! - in-process: `Ledger::append` of the same batches from 8 threads;
+//! - streaming: P producers (1, 8, 64), each with one `AppendStream`
+//!   carrying batches of `BATCH` 256-byte events, `WINDOW` requests in
+//!   flight per producer; ack latency is measured per request, from send to
+//!   its response;
+//! - unary at half load: 8 producers sending unary `Append` calls of
+//!   `UNARY_BATCH` events, paced to half the 8-producer streaming rate.
+//!
+//! Every run uses a fresh ledger in a fresh temp dir, fsync on.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use ledger_benches::{EventSource, GROUP_THREADS, ORIGIN, append_concurrently, bench_dir, open_ledger};
+use ledger_client::{Client, proto};
+use ledger_core::Event;
+use ledger_server::ServerConfig;
+
+const BATCH: usize = 100;
+const WINDOW: usize = 8;
+const UNARY_BATCH: usize = 10;
+
+fn wire(event: &Event) -> proto::Event {
+    proto::Event {
+        id: event.id.to_string(),
+        stream: event.stream.clone(),
+        r#type: event.event_type.clone(),
+        occurred_at: Some(ledger_client::timestamp(event.occurred_at)),
+        payload: event.payload.clone(),
+        content_type: String::new(),
+        metadata: Some(proto::Metadata {
+            correlation_id: event.metadata.correlation_id.clone(),
+            causation_id: event.metadata.causation_id.clone(),
+            trace_id: event.metadata.trace_id.clone(),
+            extra: event
+                .metadata
+                .extra
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }),
+        signature: None,
+    }
+}
+
+fn wire_requests(source: &mut EventSource, count: usize, batch: usize) -> Vec<proto::AppendRequest> {
+    (0..count)
+        .map(|_| proto::AppendRequest {
+            events: source.events(batch).iter().map(wire).collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+struct Server {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ledger_server::ServerError>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_server() -> anyhow::Result<Server> {
+    let dir = bench_dir()?;
+    let mut config = ServerConfig::new(dir.path());
+    config.ledger.origin = ORIGIN.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(ledger_server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    for _ in 0..400 {
+        if let Ok(client) = Client::connect(&url).await
+            && client.info().await.is_ok()
+        {
+            return Ok(Server {
+                url,
+                stop,
+                task,
+                _dir: dir,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("server did not start")
+}
+
+impl Server {
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
+struct Outcome {
+    events: u64,
+    elapsed: Duration,
+    latency_us: Histogram<u64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+    fn ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// P producers, one AppendStream each, all requests dealt round-robin.
+async fn streaming(producers: usize, requests: Vec<proto::AppendRequest>) -> anyhow::Result<Outcome> {
+    let server = start_server().await?;
+    let client = Client::connect(&server.url).await?;
+    let events: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
+    let mut shares: Vec<Vec<proto::AppendRequest>> = (0..producers).map(|_| Vec::new()).collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        shares[i % producers].push(request);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(producers + 1));
+    let mut tasks = Vec::new();
+    for share in shares {
+        let client = client.clone();
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let (sink, mut receipts) = client.append_stream(WINDOW).await?;
+            let mut latency = histogram()?;
+            let sent_at = Arc::new(std::sync::Mutex::new(VecDeque::new()));
+            let n = share.len();
+            barrier.wait().await;
+            let sending = {
+                let sent_at = Arc::clone(&sent_at);
+                tokio::spawn(async move {
+                    for request in share {
+                        if let Ok(mut times) = sent_at.lock() {
+                            times.push_back(Instant::now());
+                        }
+                        sink.send(request).await?;
+                    }
+                    sink.finish();
+                    anyhow::Ok(())
+                })
+            };
+            for _ in 0..n {
+                receipts.next().await.context("stream ended early")??;
+                let start = sent_at.lock().ok().and_then(|mut t| t.pop_front());
+                if let Some(start) = start {
+                    latency.record(start.elapsed().as_micros().max(1) as u64)?;
+                }
+            }
+            sending.await??;
+            anyhow::Ok(latency)
+        }));
+    }
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut latency_us = histogram()?;
+    for task in tasks {
+        latency_us.add(task.await??)?;
+    }
+    let elapsed = start.elapsed();
+    server.stop().await?;
+    Ok(Outcome {
+        events,
+        elapsed,
+        latency_us,
+    })
+}
+
+/// 8 producers of unary appends, paced to `rate` events/s in total.
+async fn unary_paced(rate: f64, requests: Vec<proto::AppendRequest>) -> anyhow::Result<Outcome> {
+    const PRODUCERS: usize = 8;
+    let server = start_server().await?;
+    let client = Client::connect(&server.url).await?;
+    let events: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
+    let per_request = requests.first().map_or(1, |r| r.events.len()) as f64;
+    let interval = Duration::from_secs_f64(per_request * PRODUCERS as f64 / rate);
+    let mut shares: Vec<Vec<proto::AppendRequest>> = (0..PRODUCERS).map(|_| Vec::new()).collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        shares[i % PRODUCERS].push(request);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (p, share) in shares.into_iter().enumerate() {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latency = histogram()?;
+            // Stagger the producers across one interval.
+            tokio::time::sleep(interval.mul_f64(p as f64 / PRODUCERS as f64)).await;
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for request in share {
+                ticks.tick().await;
+                let sent = Instant::now();
+                client.append(request).await?;
+                latency.record(sent.elapsed().as_micros().max(1) as u64)?;
+            }
+            anyhow::Ok(latency)
+        }));
+    }
+    let mut latency_us = histogram()?;
+    for task in tasks {
+        latency_us.add(task.await??)?;
+    }
+    let elapsed = start.elapsed();
+    server.stop().await?;
+    Ok(Outcome {
+        events,
+        elapsed,
+        latency_us,
+    })
+}
+
+fn k(rate: f64) -> String {
+    format!("{:.1}k", rate / 1000.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let events: usize = if quick { 20_000 } else { 200_000 };
+    let requests = events / BATCH;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut source = EventSource::default();
+
+    println!(
+        "gRPC ingest over loopback: {events} events of 256 B per workload, batches of {BATCH}, {WINDOW} requests in flight per producer; fsync on"
+    );
+    println!();
+
+    let in_process = {
+        let dir = bench_dir()?;
+        let ledger = open_ledger(dir.path())?;
+        let elapsed = append_concurrently(&ledger, source.requests(requests, BATCH))?;
+        ledger.close()?;
+        events as f64 / elapsed.as_secs_f64()
+    };
+    println!("| workload | events/s | vs in-process | ack p50 ms | ack p99 ms | ack max ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| in-process `Ledger::append`, {GROUP_THREADS} threads, batch {BATCH} | {} | 100 % | – | – | – |",
+        k(in_process)
+    );
+    let mut rate_8 = None;
+    for producers in [1usize, 8, 64] {
+        let wire_requests = wire_requests(&mut source, requests, BATCH);
+        let outcome = runtime.block_on(streaming(producers, wire_requests))?;
+        if producers == 8 {
+            rate_8 = Some(outcome.rate());
+        }
+        println!(
+            "| gRPC AppendStream, {producers} producer(s), batch {BATCH} | {} | {:.0} % | {:.2} | {:.2} | {:.2} |",
+            k(outcome.rate()),
+            100.0 * outcome.rate() / in_process,
+            outcome.ms(0.5),
+            outcome.ms(0.99),
+            outcome.latency_us.max() as f64 / 1000.0
+        );
+    }
+    let half = rate_8.context("no 8-producer run")? / 2.0;
+    let unary_seconds = if quick { 2.0 } else { 8.0 };
+    let unary_count = ((half * unary_seconds) as usize / UNARY_BATCH).max(PRODUCERS_MIN);
+    let unary = runtime.block_on(unary_paced(half, wire_requests(&mut source, unary_count, UNARY_BATCH)))?;
+    println!(
+        "| gRPC unary Append, 8 producers, batch {UNARY_BATCH}, paced to {} events/s (half the 8-producer rate) | {} | {:.0} % | {:.2} | {:.2} | {:.2} |",
+        k(half),
+        k(unary.rate()),
+        100.0 * unary.rate() / in_process,
+        unary.ms(0.5),
+        unary.ms(0.99),
+        unary.latency_us.max() as f64 / 1000.0
+    );
+    Ok(())
+}
+
+const PRODUCERS_MIN: usize = 8;
