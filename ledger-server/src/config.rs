@@ -84,7 +84,7 @@ impl ServerConfig {
             ledger: LedgerConfig::default(),
             max_message_bytes: 16 * 1024 * 1024,
             max_concurrent_streams: 4096,
-            max_in_flight_per_stream: 64,
+            max_in_flight_per_stream: 16,
             subscriber_buffer: 256,
             log_format: LogFormat::Text,
         }
@@ -127,7 +127,7 @@ pub struct ServeArgs {
     /// Most streaming calls open at once [default: 4096].
     #[arg(long, env = "LEDGER_MAX_CONCURRENT_STREAMS")]
     pub max_concurrent_streams: Option<usize>,
-    /// Pipelined requests per AppendStream [default: 64].
+    /// Pipelined requests per AppendStream [default: 16].
     #[arg(long, env = "LEDGER_MAX_IN_FLIGHT_PER_STREAM")]
     pub max_in_flight_per_stream: Option<usize>,
     /// Segment file size limit in bytes [default: 64 MiB].

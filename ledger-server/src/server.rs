@@ -12,6 +12,7 @@ use ledger_core::signer::public_key_path;
 use ledger_core::{Ledger, LedgerError, LocalKeySigner, Signer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::ServerConfig;
@@ -84,6 +85,21 @@ pub async fn run(
     Ok(())
 }
 
+/// Accepted connections with Nagle's algorithm off: a small unary response
+/// must not wait for the client's delayed ACK (~40 ms). tonic only sets this
+/// itself on listeners it binds.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY on an accepted connection");
+        }
+        Ok(stream)
+    })
+}
+
 /// Serves an already open ledger (which the caller closes).
 pub async fn serve(
     listener: TcpListener,
@@ -130,7 +146,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming(listener), signal)
         .await?;
     Ok(())
 }
