@@ -403,3 +403,98 @@ async fn bad_input_gets_a_precise_status_and_writes_nothing() -> anyhow::Result<
     assert_eq!(got, Code::Unavailable);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_resumes_across_a_server_restart_without_gap_or_duplicate() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(server_config(dir.path())?).await?;
+    let addr = server.addr;
+    let client = server.client().await?;
+    for n in 0..5 {
+        client.append(batch(vec![wire_event("service/registry", n)])).await?;
+    }
+    let records = ledger_client::Client::connect_lazy(&server.url())?.subscribe(proto::SubscribeRequest::default());
+    tokio::pin!(records);
+    for seq in 0..5 {
+        assert_eq!(records.next().await.expect("record")?.seq, seq);
+    }
+    // Graceful shutdown ends the subscription with UNAVAILABLE; the client
+    // keeps retrying until the server is back on the same address.
+    server.stop().await?;
+    let mut config = server_config(dir.path())?;
+    config.listen = addr;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let restarted = tokio::spawn(ledger_server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    let client = ledger_client::Client::connect_lazy(&format!("http://{addr}"))?;
+    for n in 5..10 {
+        client.append(batch(vec![wire_event("service/registry", n)])).await?;
+    }
+    for seq in 5..10 {
+        let record = tokio::time::timeout(Duration::from_secs(30), records.next())
+            .await?
+            .expect("record after resume")?;
+        assert_eq!(record.seq, seq, "resumed from the last seq + 1");
+    }
+    let _ = stop.send(());
+    restarted.await??;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_answer_and_shutdown_ends_open_streams() -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let dir = tempfile::tempdir()?;
+    let server = TestServer::start(server_config(dir.path())?).await?;
+    let channel = tonic::transport::Endpoint::from_shared(server.url())?.connect().await?;
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "ledger.v1.Ledger".to_string(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
+    let services = match answers.next().await.expect("an answer")?.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    };
+    assert!(services.iter().any(|s| s == "ledger.v1.Ledger"), "{services:?}");
+    assert!(services.iter().any(|s| s == "grpc.health.v1.Health"), "{services:?}");
+
+    // An open subscription must not keep the server from stopping; it ends
+    // with UNAVAILABLE so clients know to resume.
+    let mut open = server
+        .client()
+        .await?
+        .raw()
+        .subscribe(proto::SubscribeRequest::default())
+        .await?
+        .into_inner();
+    let stopping = tokio::spawn(server.stop());
+    let ended = tokio::time::timeout(Duration::from_secs(30), open.next()).await?;
+    match ended {
+        Some(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status}"),
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(30), stopping).await???;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Behaviour tests: one binary, one module per concern (raft-rs style).
 
 mod append;
+mod cli;
 mod crash;
 mod grpc;
 mod grpc_kill;
