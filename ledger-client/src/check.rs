@@ -25,6 +25,10 @@ fn hash32(bytes: &[u8], what: &str) -> Result<Hash> {
         .map_err(|_| ClientError::Verification(format!("{what} is {} bytes, not 32", bytes.len())))
 }
 
+fn proof_hashes(hashes: &[Vec<u8>]) -> Result<Vec<Hash>> {
+    hashes.iter().map(|h| hash32(h, "proof hash")).collect()
+}
+
 /// Unix nanoseconds of a protobuf timestamp.
 pub fn timestamp_ns(ts: Option<&prost_types::Timestamp>, what: &str) -> Result<i64> {
     let ts = ts.ok_or_else(|| ClientError::InvalidInput {
@@ -199,11 +203,7 @@ pub fn check_inclusion(proof: &proto::InclusionProof, keys: &[VerifierKey]) -> R
         )));
     }
     let alg = tree_hash_of(&checkpoint)?;
-    let hashes = proof
-        .hashes
-        .iter()
-        .map(|h| hash32(h, "proof hash"))
-        .collect::<Result<Vec<_>>>()?;
+    let hashes = proof_hashes(&proof.hashes)?;
     let leaf = alg.leaf_hash(&proof.record_hash);
     verify_inclusion(alg, proof.seq, proof.tree_size, &leaf, &hashes, &checkpoint.root)?;
     Ok(checkpoint)
@@ -220,11 +220,7 @@ pub fn check_consistency(proof: &proto::ConsistencyProof, keys: &[VerifierKey]) 
         ));
     }
     let alg = tree_hash_of(&new)?;
-    let hashes = proof
-        .hashes
-        .iter()
-        .map(|h| hash32(h, "proof hash"))
-        .collect::<Result<Vec<_>>>()?;
+    let hashes = proof_hashes(&proof.hashes)?;
     verify_consistency(alg, old.size, new.size, &old.root, &new.root, &hashes)?;
     Ok((old, new))
 }

@@ -201,24 +201,18 @@ impl Client {
 
     /// One record by seq.
     pub async fn record(&self, seq: u64) -> Result<proto::Record> {
-        let key = proto::get_record_request::Key::Seq(seq);
-        Ok(self
-            .inner
-            .clone()
-            .get_record(proto::GetRecordRequest { key: Some(key) })
-            .await?
-            .into_inner())
+        self.get_record(proto::get_record_request::Key::Seq(seq)).await
     }
 
     /// One record by event id.
     pub async fn record_by_id(&self, event_id: &str) -> Result<proto::Record> {
-        let key = proto::get_record_request::Key::EventId(event_id.to_string());
-        Ok(self
-            .inner
-            .clone()
-            .get_record(proto::GetRecordRequest { key: Some(key) })
-            .await?
-            .into_inner())
+        self.get_record(proto::get_record_request::Key::EventId(event_id.to_string()))
+            .await
+    }
+
+    async fn get_record(&self, key: proto::get_record_request::Key) -> Result<proto::Record> {
+        let request = proto::GetRecordRequest { key: Some(key) };
+        Ok(self.inner.clone().get_record(request).await?.into_inner())
     }
 
     /// The latest signed checkpoint, or the one of tree size `size`.

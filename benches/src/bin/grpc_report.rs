@@ -125,10 +125,7 @@ async fn streaming(producers: usize, requests: Vec<proto::AppendRequest>) -> any
     let server = start_server().await?;
     let client = Client::connect(&server.url).await?;
     let events: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
-    let mut shares: Vec<Vec<proto::AppendRequest>> = (0..producers).map(|_| Vec::new()).collect();
-    for (i, request) in requests.into_iter().enumerate() {
-        shares[i % producers].push(request);
-    }
+    let shares = deal(requests, producers);
     let barrier = Arc::new(tokio::sync::Barrier::new(producers + 1));
     let mut tasks = Vec::new();
     for share in shares {
@@ -165,10 +162,16 @@ async fn streaming(producers: usize, requests: Vec<proto::AppendRequest>) -> any
         }));
     }
     barrier.wait().await;
-    let start = Instant::now();
+    finish(server, events, Instant::now(), tasks).await
+}
+
+type Producer = tokio::task::JoinHandle<anyhow::Result<Histogram<u64>>>;
+
+/// Waits for the producers, merges their latencies, stops the server.
+async fn finish(server: Server, events: u64, start: Instant, producers: Vec<Producer>) -> anyhow::Result<Outcome> {
     let mut latency_us = histogram()?;
-    for task in tasks {
-        latency_us.add(task.await??)?;
+    for producer in producers {
+        latency_us.add(producer.await??)?;
     }
     let elapsed = start.elapsed();
     server.stop().await?;
@@ -177,6 +180,15 @@ async fn streaming(producers: usize, requests: Vec<proto::AppendRequest>) -> any
         elapsed,
         latency_us,
     })
+}
+
+/// Deals requests round-robin to `n` producers.
+fn deal(requests: Vec<proto::AppendRequest>, n: usize) -> Vec<Vec<proto::AppendRequest>> {
+    let mut shares: Vec<Vec<proto::AppendRequest>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        shares[i % n].push(request);
+    }
+    shares
 }
 
 /// 8 producers of unary appends, paced (open loop) to `rate` events/s in
@@ -188,10 +200,7 @@ async fn unary_paced(rate: f64, requests: Vec<proto::AppendRequest>) -> anyhow::
     let events: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
     let per_request = requests.first().map_or(1, |r| r.events.len()) as f64;
     let interval = Duration::from_secs_f64(per_request * PRODUCERS as f64 / rate);
-    let mut shares: Vec<Vec<proto::AppendRequest>> = (0..PRODUCERS).map(|_| Vec::new()).collect();
-    for (i, request) in requests.into_iter().enumerate() {
-        shares[i % PRODUCERS].push(request);
-    }
+    let shares = deal(requests, PRODUCERS);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (p, share) in shares.into_iter().enumerate() {
@@ -221,17 +230,7 @@ async fn unary_paced(rate: f64, requests: Vec<proto::AppendRequest>) -> anyhow::
             anyhow::Ok(latency)
         }));
     }
-    let mut latency_us = histogram()?;
-    for task in tasks {
-        latency_us.add(task.await??)?;
-    }
-    let elapsed = start.elapsed();
-    server.stop().await?;
-    Ok(Outcome {
-        events,
-        elapsed,
-        latency_us,
-    })
+    finish(server, events, start, tasks).await
 }
 
 fn k(rate: f64) -> String {
