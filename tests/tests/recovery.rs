@@ -194,7 +194,7 @@ fn deleted_index_is_rebuilt_from_the_log() -> anyhow::Result<()> {
         ledger.wait_indexed()?;
         (ids, ledger.root_at(100)?, ledger.stream_head("service/svc-1")?)
     };
-    std::fs::remove_dir_all(dir.path().join("index"))?;
+    delete_index(dir.path())?;
     let ledger = open(dir.path())?;
     assert_eq!(ledger.len(), 100);
     for (id, seq) in ids {
@@ -219,7 +219,7 @@ fn deleted_index_still_catches_retries_and_conflicts() -> anyhow::Result<()> {
         (original, ledger.stream_head("service/long")?)
     };
     assert_eq!(long_head, Some(69));
-    std::fs::remove_dir_all(dir.path().join("index"))?;
+    delete_index(dir.path())?;
     let ledger = open(dir.path())?;
     let retry = ledger.append(batch.clone())?;
     assert!(retry.deduplicated);
@@ -304,7 +304,7 @@ fn three_records_closed_without_index() -> anyhow::Result<tempfile::TempDir> {
         let ledger = open(dir.path())?;
         ledger.append(health_batch("ops-hub", 0, 3))?;
     }
-    std::fs::remove_dir_all(dir.path().join("index"))?;
+    delete_index(dir.path())?;
     Ok(dir)
 }
 
@@ -355,4 +355,23 @@ fn signed_checkpoint_forbids_truncating_what_it_covers() -> anyhow::Result<()> {
     assert!(reason.contains("refusing to drop acknowledged records"), "{reason}");
     assert_eq!(std::fs::read(&segment)?, bytes, "nothing was truncated");
     Ok(())
+}
+
+/// Deletes the sled index as an operator would after the process exited.
+/// In-process, sled's background I/O threads can still be finishing a write
+/// for a moment after the last handle is dropped (a file appears while the
+/// directory is being removed: ENOTEMPTY), so retry briefly.
+fn delete_index(dir: &std::path::Path) -> std::io::Result<()> {
+    let index = dir.join("index");
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(&index) {
+            Ok(()) => return Ok(()),
+            Err(err) if attempt < 50 && err.kind() != std::io::ErrorKind::NotFound => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
