@@ -17,8 +17,8 @@ pub enum ClientError {
         reason: String,
     },
     /// The server answered with an error status.
-    #[error("{}: {}", .0.code(), .0.message())]
-    Status(#[from] tonic::Status),
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(tonic::Status),
     /// An event could not be built or sent as given.
     #[error("{field}: {reason}")]
     InvalidInput {
@@ -44,6 +44,39 @@ pub enum ClientError {
     /// The append stream ended before every request was answered.
     #[error("append stream closed with {0} requests unanswered")]
     StreamClosed(usize),
+}
+
+// Not `#[from]`: that would make the status the error's source too, and
+// error chains would print its message twice.
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        ClientError::Status(status)
+    }
+}
+
+/// The canonical name of a status code, as in the gRPC spec and the
+/// `.proto` docs (`FAILED_PRECONDITION`).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 impl ClientError {

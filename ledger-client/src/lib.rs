@@ -25,7 +25,7 @@ mod client;
 mod error;
 
 pub use client::{AppendReceipts, AppendSink, Client, DEFAULT_SERVER, RetryPolicy, is_transient};
-pub use error::{ClientError, Result};
+pub use error::{ClientError, Result, code_name};
 
 /// Generated from `proto/ledger/v1/ledger.proto` (package `ledger.v1`).
 #[allow(missing_docs, clippy::all)]
