@@ -1,7 +1,7 @@
 //! gRPC ingest over loopback, beside the in-process append rate measured in
 //! the same run.
 //!
-//! `cargo run --release -p ledger-benches --bin grpc_report [-- --quick]`
+//! `cargo run --release -p ledger-benches --features grpc --bin grpc_report [-- --quick]`
 //!
 //! - in-process: `Ledger::append` of the same batches from 8 threads;
 //! - streaming: P producers (1, 8, 64), each with one `AppendStream`
