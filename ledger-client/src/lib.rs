@@ -21,6 +21,8 @@
 #![deny(missing_docs)]
 
 pub mod check;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod error;
 

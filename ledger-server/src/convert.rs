@@ -91,15 +91,15 @@ fn metadata(m: proto::Metadata) -> Metadata {
     }
 }
 
-fn proto_metadata(m: &Metadata) -> Option<proto::Metadata> {
-    if m == &Metadata::default() {
+fn proto_metadata(m: Metadata) -> Option<proto::Metadata> {
+    if m == Metadata::default() {
         return None;
     }
     Some(proto::Metadata {
-        correlation_id: m.correlation_id.clone(),
-        causation_id: m.causation_id.clone(),
-        trace_id: m.trace_id.clone(),
-        extra: m.extra.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        correlation_id: m.correlation_id,
+        causation_id: m.causation_id,
+        trace_id: m.trace_id,
+        extra: m.extra.into_iter().collect(),
     })
 }
 
@@ -151,30 +151,37 @@ pub fn checkpoint(c: &SignedCheckpoint) -> proto::Checkpoint {
     }
 }
 
-/// A stored record on the wire, canonical bytes included.
-pub fn record(r: &Record) -> proto::Record {
-    let e = &r.header.event;
+/// A stored record on the wire, canonical bytes included. Takes the record
+/// by value: payload and canonical bytes move instead of being copied.
+pub fn record(r: Record) -> proto::Record {
+    let Record {
+        header,
+        canonical,
+        payload,
+        record_hash,
+    } = r;
+    let e = header.event;
     proto::Record {
-        seq: r.seq(),
-        stream_version: r.stream_version(),
-        recorded_at: Some(proto_timestamp_ns(r.header.recorded_at_ns)),
-        prev_hash: r.header.prev_hash.to_vec(),
+        seq: header.seq,
+        stream_version: header.stream_version,
+        recorded_at: Some(proto_timestamp_ns(header.recorded_at_ns)),
+        prev_hash: header.prev_hash.to_vec(),
         payload_hash: e.payload_hash.to_vec(),
-        record_hash: r.record_hash.to_vec(),
+        record_hash: record_hash.to_vec(),
         event: Some(proto::Event {
             id: Uuid::from_bytes(e.id).to_string(),
-            stream: e.stream.clone(),
-            r#type: e.event_type.clone(),
+            metadata: proto_metadata(e.metadata),
+            stream: e.stream,
+            r#type: e.event_type,
             occurred_at: Some(proto_timestamp_ns(e.occurred_at_ns)),
-            payload: r.payload.clone(),
-            content_type: e.content_type.clone(),
-            metadata: proto_metadata(&e.metadata),
-            signature: e.signature.as_ref().map(|s| proto::ProducerSignature {
-                key_id: s.key_id.clone(),
+            payload,
+            content_type: e.content_type,
+            signature: e.signature.map(|s| proto::ProducerSignature {
+                key_id: s.key_id,
                 signature: s.signature.to_vec(),
             }),
         }),
-        canonical: r.canonical.clone(),
+        canonical,
     }
 }
 

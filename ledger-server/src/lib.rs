@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod append_stream;
+pub mod cli;
 pub mod config;
 pub mod convert;
 mod limits;

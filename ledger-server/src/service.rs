@@ -211,7 +211,7 @@ impl ledger_server::Ledger for LedgerService {
                         .ok_or_else(|| Status::not_found(format!("event_id: no record with event id {uuid}")))?
                 }
             };
-            Ok(Response::new(convert::record(&record)))
+            Ok(Response::new(convert::record(record)))
         }
         .instrument(span)
         .await
@@ -324,13 +324,13 @@ async fn read_records(
             if records.is_empty() {
                 break;
             }
-            for record in &records {
+            next += records.len() as u64;
+            remaining -= records.len() as u64;
+            for record in records {
                 if tx.send(Ok(convert::record(record))).await.is_err() {
                     return Ok(());
                 }
             }
-            next += records.len() as u64;
-            remaining -= records.len() as u64;
         }
     } else {
         let mut version = request.from_version;
@@ -340,7 +340,8 @@ async fn read_records(
             let records = service.blocking(move |l| l.read_stream(&stream, version, n)).await?;
             let Some(last) = records.last() else { break };
             version = last.stream_version() + 1;
-            for record in records.iter().filter(|r| r.seq() < end) {
+            let at_end = records.len() < n || records.iter().any(|r| r.seq() >= end);
+            for record in records.into_iter().filter(|r| r.seq() < end) {
                 if tx.send(Ok(convert::record(record))).await.is_err() {
                     return Ok(());
                 }
@@ -349,7 +350,7 @@ async fn read_records(
                     break;
                 }
             }
-            if records.len() < n || records.iter().any(|r| r.seq() >= end) {
+            if at_end {
                 break;
             }
         }

@@ -105,9 +105,9 @@ pub async fn run(
                     return;
                 }
             };
-            for record in records.iter() {
+            for record in records {
                 next = record.seq() + 1;
-                if !filter.matches(record) {
+                if !filter.matches(&record) {
                     continue;
                 }
                 tokio::select! {

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context as _;
@@ -85,23 +85,6 @@ impl TestServer {
     }
 }
 
-/// A built binary of this workspace (`cargo test --workspace` builds them
-/// beside the test executables).
-pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test executable has no target directory")?;
-    let path = profile_dir.join(name);
-    anyhow::ensure!(
-        path.is_file(),
-        "{} is not built; run `cargo test --workspace` (or `cargo build --bins`) first",
-        path.display()
-    );
-    Ok(path)
-}
-
 /// `ledgerd serve` as a child process on a loopback port.
 #[derive(Debug)]
 pub struct Ledgerd {
@@ -114,8 +97,10 @@ pub struct Ledgerd {
 impl Ledgerd {
     /// Starts `ledgerd serve --data dir --listen 127.0.0.1:0` and waits for
     /// its "listening on" line.
-    pub fn spawn(dir: &Path) -> anyhow::Result<Ledgerd> {
-        let mut child = Command::new(workspace_binary("ledgerd")?)
+    /// `exe` is the `ledgerd` program (in tests,
+    /// `env!("CARGO_BIN_EXE_test-ledgerd")`).
+    pub fn spawn(exe: &str, dir: &Path) -> anyhow::Result<Ledgerd> {
+        let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--origin", TEST_ORIGIN, "--data"])
             .arg(dir)
             .env("LEDGER_LOG", "warn")

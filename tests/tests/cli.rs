@@ -3,10 +3,10 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use ledger_tests::server::{Ledgerd, workspace_binary};
+use ledger_tests::server::Ledgerd;
 
 fn ledger(server: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
-    let mut child = Command::new(workspace_binary("ledger")?)
+    let mut child = Command::new(crate::LEDGER)
         .arg("--server")
         .arg(server)
         .args(args)
@@ -31,7 +31,7 @@ fn stdout(output: &Output) -> String {
 fn append_read_checkpoint_and_prove_from_the_command_line() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let ledgerd = Ledgerd::spawn(&data)?;
+    let ledgerd = Ledgerd::spawn(crate::LEDGERD, &data)?;
     let url = ledgerd.url();
 
     let one = ledger(
@@ -127,7 +127,7 @@ fn append_read_checkpoint_and_prove_from_the_command_line() -> anyhow::Result<()
 #[test]
 fn failures_exit_non_zero_with_one_line() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let ledgerd = Ledgerd::spawn(dir.path())?;
+    let ledgerd = Ledgerd::spawn(crate::LEDGERD, dir.path())?;
     let url = ledgerd.url();
     let cases: [(&[&str], Option<&str>, &str); 4] = [
         (

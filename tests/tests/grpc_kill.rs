@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ledger_client::{Client, proto};
-use ledger_tests::server::{Ledgerd, workspace_binary};
+use ledger_tests::server::Ledgerd;
 use tokio_stream::StreamExt as _;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -28,12 +28,12 @@ fn retry_after_kill_and_restart_returns_the_original_receipts() -> anyhow::Resul
         ..Default::default()
     };
 
-    let ledgerd = Ledgerd::spawn(dir.path())?;
+    let ledgerd = Ledgerd::spawn(crate::LEDGERD, dir.path())?;
     let first = rt.block_on(async { Client::connect(&ledgerd.url()).await?.append(request.clone()).await })?;
     assert!(!first.deduplicated);
     ledgerd.kill9()?;
 
-    let ledgerd = Ledgerd::spawn(dir.path())?;
+    let ledgerd = Ledgerd::spawn(crate::LEDGERD, dir.path())?;
     let retry = rt.block_on(async { Client::connect(&ledgerd.url()).await?.append(request.clone()).await })?;
     assert!(retry.deduplicated, "the retry must not append twice");
     assert_eq!(retry.receipts, first.receipts);
@@ -63,8 +63,8 @@ fn sigkill_during_a_cli_streaming_append_loses_no_printed_receipt() -> anyhow::R
     drop(file);
 
     let data = dir.path().join("data");
-    let ledgerd = Ledgerd::spawn(&data)?;
-    let mut cli = Command::new(workspace_binary("ledger")?)
+    let ledgerd = Ledgerd::spawn(crate::LEDGERD, &data)?;
+    let mut cli = Command::new(crate::LEDGER)
         .args([
             "--json",
             "--server",
@@ -115,7 +115,7 @@ fn sigkill_during_a_cli_streaming_append_loses_no_printed_receipt() -> anyhow::R
     assert!(stderr.starts_with("ledger: "), "{stderr:?}");
     assert!(receipts.len() < EVENTS, "the kill must land mid-stream");
 
-    let ledgerd = Ledgerd::spawn(&data)?;
+    let ledgerd = Ledgerd::spawn(crate::LEDGERD, &data)?;
     let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&ledgerd.url()).await?;

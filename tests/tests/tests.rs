@@ -1,5 +1,10 @@
 //! Behaviour tests: one binary, one module per concern (raft-rs style).
 
+/// The `ledgerd` program, as built by this package.
+const LEDGERD: &str = env!("CARGO_BIN_EXE_test-ledgerd");
+/// The `ledger` CLI, as built by this package.
+const LEDGER: &str = env!("CARGO_BIN_EXE_test-ledger");
+
 mod append;
 mod cli;
 mod crash;

@@ -1,8 +1,8 @@
 //! How records, receipts and checkpoints are printed: short text lines for
 //! people, one JSON object per line with `--json` for programs.
 
+use crate::proto;
 use base64::Engine as _;
-use ledger_client::proto;
 use serde_json::{Value, json};
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Value {

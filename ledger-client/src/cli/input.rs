@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 
+use crate::proto;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
-use ledger_client::proto;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +76,7 @@ impl EventLine {
             id,
             stream,
             r#type: event_type,
-            occurred_at: Some(ledger_client::timestamp(occurred_at)),
+            occurred_at: Some(crate::timestamp(occurred_at)),
             payload,
             content_type: self.content_type.unwrap_or_default(),
             metadata: has_metadata.then_some(proto::Metadata {
