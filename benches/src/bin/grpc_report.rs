@@ -63,20 +63,40 @@ fn wire_requests(source: &mut EventSource, count: usize, batch: usize) -> Vec<pr
 struct Server {
     url: String,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), ledger_server::ServerError>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
+}
+
+/// The server gets a runtime of its own, as it would in its own process:
+/// client tasks never sit in its run queues.
+fn server_runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if RUNTIME.get().is_none() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("ledgerd-rt")
+            .enable_all()
+            .build()?;
+        let _ = RUNTIME.set(runtime);
+    }
+    RUNTIME.get().context("server runtime")
 }
 
 async fn start_server() -> anyhow::Result<Server> {
     let dir = bench_dir()?;
     let mut config = ServerConfig::new(dir.path());
     config.ledger.origin = ORIGIN.to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(ledger_server::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
+    let (bound, addr) = tokio::sync::oneshot::channel();
+    let task = server_runtime()?.spawn(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let _ = bound.send(listener.local_addr()?);
+        ledger_server::run(listener, config, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        anyhow::Ok(())
+    });
+    let url = format!("http://{}", addr.await?);
     for _ in 0..400 {
         if let Ok(client) = Client::connect(&url).await
             && client.info().await.is_ok()
