@@ -4,6 +4,7 @@
 //! build the same program as a binary of their own.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::LogFormat;
 use crate::server::load_or_create_key;
@@ -11,7 +12,7 @@ use crate::{ServeArgs, ServerConfig, telemetry};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ledger_core::signer::public_key_path;
-use ledger_core::{AppendRequest, Event, Ledger, LedgerConfig};
+use ledger_core::{AppendRequest, Event, Ledger, LedgerConfig, Signer};
 use ledger_verify::merkle::verify_inclusion;
 use ledger_verify::note::open_checkpoint;
 
@@ -57,16 +58,8 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    let created = !config.key_file.exists();
-    let signer = load_or_create_key(&config.key_file, &config.ledger.origin)?;
-    if created {
-        println!(
-            "created development signing key {} (mode 0600); verifier key (also in {}):\n{}",
-            config.key_file.display(),
-            public_key_path(&config.key_file).display(),
-            signer.verifier_key()?
-        );
-    }
+    // Created here (not inside `run`) so the verifier key reaches stdout.
+    dev_key(&config.key_file, &config.ledger.origin)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ledgerd-rt")
@@ -81,6 +74,22 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
         crate::run(listener, config, shutdown_signal()).await?;
         anyhow::Ok(())
     })
+}
+
+/// Loads the signing key, creating a development key on first start and
+/// printing its verifier key (also written to `<key>.pub`).
+fn dev_key(path: &Path, origin: &str) -> anyhow::Result<Arc<dyn Signer>> {
+    let created = !path.exists();
+    let signer = load_or_create_key(path, origin)?;
+    if created {
+        println!(
+            "created development signing key {} (mode 0600); verifier key (also in {}):\n{}",
+            path.display(),
+            public_key_path(path).display(),
+            signer.verifier_key()?
+        );
+    }
+    Ok(signer)
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
@@ -156,12 +165,7 @@ fn chrono_free_time(n: u128) -> chrono::DateTime<chrono::Utc> {
 
 fn demo(data: &Path, origin: &str) -> anyhow::Result<()> {
     let key_file = data.join("ledger.key");
-    let created = !key_file.exists();
-    let signer = load_or_create_key(&key_file, origin)?;
-    if created {
-        println!("created development signing key {} (mode 0600)", key_file.display());
-        println!("verifier key: {}", signer.verifier_key()?);
-    }
+    let signer = dev_key(&key_file, origin)?;
     let config = LedgerConfig {
         origin: origin.to_string(),
         ..LedgerConfig::default()

@@ -27,6 +27,8 @@ use ledger_server::ServerConfig;
 const BATCH: usize = 100;
 const WINDOW: usize = 8;
 const UNARY_BATCH: usize = 10;
+/// At least one unary request per producer, however short the run.
+const MIN_UNARY_REQUESTS: usize = 8;
 
 fn wire(event: &Event) -> proto::Event {
     proto::Event {
@@ -305,7 +307,7 @@ fn main() -> anyhow::Result<()> {
         (25_000.0, "half the 50k target"),
         (half, "half the 8-producer streaming rate"),
     ] {
-        let count = ((rate * unary_seconds) as usize / UNARY_BATCH).max(PRODUCERS_MIN);
+        let count = ((rate * unary_seconds) as usize / UNARY_BATCH).max(MIN_UNARY_REQUESTS);
         let unary = runtime.block_on(unary_paced(rate, wire_requests(&mut source, count, UNARY_BATCH)))?;
         println!(
             "| gRPC unary Append, 8 producers, batch {UNARY_BATCH}, open loop at {} events/s ({what}) | {} | {:.0} % | {:.2} | {:.2} | {:.2} |",
@@ -319,5 +321,3 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-const PRODUCERS_MIN: usize = 8;
