@@ -9,9 +9,18 @@
 //! (back-pressure, so batches queued for the indexer cannot grow without
 //! bound). Readers of streams and proofs wait for the store to reach the
 //! length they need.
+//!
+//! While nobody waits on it, the indexer lingers up to [`LINGER`] to merge
+//! more groups into one store batch: under a steady trickle of small groups
+//! (unary appends) each sled batch would otherwise carry a handful of events
+//! and rewrite the same stream and tree chunks thousands of times a second,
+//! taking CPU from the append path. A reader or a back-pressured writer that
+//! starts waiting ends the linger within [`LINGER_SLICE`].
 
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::{LedgerError, Result};
 use crate::store::{IndexBatch, Store};
@@ -21,6 +30,17 @@ use crate::store::{IndexBatch, Store};
 /// per group); the cap bounds how long one `apply_batch` holds sled's lock,
 /// which stream reads and proofs wait on.
 const MAX_MERGED_EVENTS: usize = 16_384;
+
+/// Longest the indexer holds committed groups back to merge them, while
+/// nobody waits on the store.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Events in a merged batch beyond which lingering saves little.
+const LINGER_EVENTS: usize = 2_048;
+
+/// How often a lingering indexer looks for waiters: the most a reader that
+/// arrives mid-linger waits for it to notice.
+const LINGER_SLICE: Duration = Duration::from_micros(250);
 
 /// How far the store has caught up, shared by the writer, the indexer and
 /// readers.
@@ -37,6 +57,9 @@ pub(crate) struct Progress {
 pub(crate) struct IndexState {
     pub(crate) progress: Mutex<Progress>,
     pub(crate) changed: Condvar,
+    /// Threads blocked in `wait_indexed` / `wait_below`: while any is, the
+    /// indexer applies what it has without lingering.
+    waiters: AtomicUsize,
 }
 
 impl IndexState {
@@ -49,6 +72,10 @@ impl IndexState {
     /// Blocks until the store reflects at least `len` records.
     pub(crate) fn wait_indexed(&self, len: u64) -> Result<()> {
         let mut progress = self.lock()?;
+        if progress.indexed_len >= len {
+            return Ok(());
+        }
+        let _waiting = Waiting::new(self);
         while progress.indexed_len < len {
             if let Some(reason) = &progress.failed {
                 return Err(LedgerError::Store(reason.clone()));
@@ -65,6 +92,10 @@ impl IndexState {
     /// unindexed.
     pub(crate) fn wait_below(&self, max: usize, len: u64) -> Result<()> {
         let mut progress = self.lock()?;
+        if len.saturating_sub(progress.indexed_len) <= max as u64 {
+            return Ok(());
+        }
+        let _waiting = Waiting::new(self);
         while len.saturating_sub(progress.indexed_len) > max as u64 {
             if let Some(reason) = &progress.failed {
                 return Err(LedgerError::Store(reason.clone()));
@@ -76,16 +107,66 @@ impl IndexState {
         }
         Ok(())
     }
+
+    fn waited_on(&self) -> bool {
+        self.waiters.load(Ordering::Acquire) > 0
+    }
+}
+
+/// Counts a waiter for as long as it lives.
+struct Waiting<'a>(&'a IndexState);
+
+impl<'a> Waiting<'a> {
+    fn new(state: &'a IndexState) -> Waiting<'a> {
+        state.waiters.fetch_add(1, Ordering::AcqRel);
+        Waiting(state)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Moves every batch already queued into `merged`, up to the cap; false
+/// when the writer has gone.
+fn drain(merged: &mut IndexBatch, batches: &Receiver<IndexBatch>) -> bool {
+    while merged.events.len() < MAX_MERGED_EVENTS {
+        match batches.try_recv() {
+            Ok(more) => {
+                merged.log_len_after = more.log_len_after;
+                merged.events.extend(more.events);
+                merged.nodes.extend(more.nodes);
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
 }
 
 /// The indexer thread's loop: runs until the writer drops its sender.
 pub(crate) fn run(store: Arc<dyn Store>, state: Arc<IndexState>, batches: Receiver<IndexBatch>) {
     while let Ok(mut merged) = batches.recv() {
-        while merged.events.len() < MAX_MERGED_EVENTS {
-            let Ok(more) = batches.try_recv() else { break };
-            merged.log_len_after = more.log_len_after;
-            merged.events.extend(more.events);
-            merged.nodes.extend(more.nodes);
+        let deadline = Instant::now() + LINGER;
+        loop {
+            if !drain(&mut merged, &batches) || merged.events.len() >= LINGER_EVENTS || state.waited_on() {
+                break;
+            }
+            match batches.recv_timeout(deadline.saturating_duration_since(Instant::now()).min(LINGER_SLICE)) {
+                Ok(more) => {
+                    merged.log_len_after = more.log_len_after;
+                    merged.events.extend(more.events);
+                    merged.nodes.extend(more.nodes);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= deadline {
+                drain(&mut merged, &batches);
+                break;
+            }
         }
         let applied = store.apply(&merged);
         let Ok(mut progress) = state.lock() else { return };
