@@ -21,6 +21,7 @@ mod ids;
 mod indexer;
 mod ledger;
 pub mod producer;
+pub mod projection;
 mod reader;
 pub mod record;
 pub mod segment;

@@ -1,0 +1,2 @@
+//! The built-in projections (see PRODUCT.md, "Built-in projections").
+//! Their payload schemas are documented in `docs/PROJECTIONS.md`.
