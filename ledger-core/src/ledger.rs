@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use ledger_verify::merkle::{Frontier, NodeSource, consistency_proof, inclusion_proof, subtree_root};
@@ -70,6 +70,9 @@ pub(crate) struct Shared {
     pub(crate) index: Arc<IndexState>,
     pub(crate) signer: Arc<dyn Signer>,
     len_tx: watch::Sender<u64>,
+    /// Wakes threads blocked in [`Ledger::wait_len_beyond`] (the watch
+    /// channel serves async waiters).
+    len_changed: (Mutex<()>, Condvar),
     head: RwLock<Arc<SignedCheckpoint>>,
 }
 
@@ -89,6 +92,9 @@ impl Shared {
             Err(poisoned) => *poisoned.into_inner() = checkpoint,
         }
         self.len_tx.send_replace(len);
+        let (lock, changed) = &self.len_changed;
+        drop(lock.lock());
+        changed.notify_all();
     }
 
     fn committed(&self) -> u64 {
@@ -199,6 +205,7 @@ impl Ledger {
             index: Arc::clone(&index_state),
             signer,
             len_tx,
+            len_changed: (Mutex::new(()), Condvar::new()),
             head: RwLock::new(Arc::new(initial)),
         });
         let (index_tx, index_rx) = std::sync::mpsc::channel::<IndexBatch>();
@@ -305,6 +312,29 @@ impl Ledger {
     /// True when the log holds no records.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Blocks until more than `len` records are committed, or `timeout`
+    /// passes; returns the committed length. For threads that follow the
+    /// log without an async runtime (projections).
+    pub fn wait_len_beyond(&self, len: u64, timeout: std::time::Duration) -> u64 {
+        let deadline = std::time::Instant::now() + timeout;
+        let (lock, changed) = &self.shared.len_changed;
+        let mut guard = match lock.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        loop {
+            let committed = self.len();
+            let now = std::time::Instant::now();
+            if committed > len || now >= deadline {
+                return committed;
+            }
+            guard = match changed.wait_timeout(guard, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
     }
 
     /// Watches the committed length: changes after every group commit.

@@ -22,7 +22,12 @@
 //!   the state as anomalies; faults are for records the fold cannot apply.
 
 pub mod builtin;
+pub mod engine;
 pub mod table;
+
+pub use engine::{
+    ProjectionError, ProjectionHandle, ProjectionStatus, Projections, ReplayOutcome, ReplayProgress, StateDigest,
+};
 
 pub use table::{Changes, Table};
 
@@ -96,6 +101,7 @@ impl Effects {
 
 /// Records built the way the writer builds them, for fold tests.
 #[cfg(test)]
+#[allow(dead_code)] // Not every helper is used by every fold test.
 pub(crate) mod testing {
     use chrono::{DateTime, Utc};
     use ledger_verify::record::RecordHeader;

@@ -157,8 +157,12 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         };
         let row_key = std::str::from_utf8(row_key)
             .map_err(|_| Fault::new(format!("table {}: stored key is not UTF-8", self.name)))?;
-        let row = serde_json::from_slice(value)
-            .map_err(|e| Fault::new(format!("table {}: stored row {row_key:?} does not parse: {e}", self.name)))?;
+        let row = serde_json::from_slice(value).map_err(|e| {
+            Fault::new(format!(
+                "table {}: stored row {row_key:?} does not parse: {e}",
+                self.name
+            ))
+        })?;
         self.rows.insert(row_key.to_string(), row);
         Ok(true)
     }
@@ -193,7 +197,10 @@ mod tests {
             assert!(!other.restore(key, value).unwrap());
             assert!(restored.restore(key, value).unwrap());
         }
-        assert_eq!(restored.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), [("a", 1), ("b", 2), ("c", 3)]);
+        assert_eq!(
+            restored.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
+            [("a", 1), ("b", 2), ("c", 3)]
+        );
 
         // Nothing changed since: nothing to write. A removal is a deletion.
         let mut changes = Changes::default();
