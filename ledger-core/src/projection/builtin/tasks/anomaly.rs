@@ -171,10 +171,11 @@ pub(super) fn refresh_workstream(
                 workstream: workstream.id.clone(),
                 revealed_by: RecordRef::of(record),
                 message: format!(
-                    "workstream {} is done but {} of its {} tasks are open: {}",
+                    "workstream {} is done but {} of its {} tasks {} open: {}",
                     workstream.id,
                     open.len(),
                     workstream.tasks.len(),
+                    if open.len() == 1 { "is" } else { "are" },
                     named.join(", ")
                 ),
                 transition: None,

@@ -431,3 +431,62 @@ fn rollup_summary_has_a_fixed_order_and_skips_zeros() {
     );
     assert_eq!(counts.total(), 12);
 }
+
+/// The worked example of `docs/projections/tasks.md`, seq for seq.
+#[test]
+fn the_documented_worked_example_holds() {
+    let mut log = Log::new();
+    assert_eq!(
+        log.ok("workstream.created", json!({"id": WS, "title": "restore drill"})),
+        40
+    );
+    log.create_task(T01, "Register buckets", json!({"status": "todo"}));
+    for (id, title) in [(T02, "Verify backups"), (T03, "Restore test"), (T04, "Update runbook")] {
+        log.create_task(id, title, json!({}));
+    }
+    assert_eq!(log.summary(), "1 todo, 3 backlog");
+    assert_eq!(
+        log.ok(
+            "task.flagged",
+            json!({"id": T02, "needs_human": true, "reason": "credentials expired"})
+        ),
+        45
+    );
+    assert_eq!(log.status(T03, "done"), 46);
+    let illegal = (AnomalyKind::IllegalTransition, T03.to_string(), 46);
+    assert_eq!(
+        log.anomalies(),
+        [illegal.clone(), (AnomalyKind::DoneWithoutEvidence, T03.to_string(), 46)]
+    );
+    assert_eq!(
+        log.ok("workstream.status_changed", json!({"id": WS, "to": "finished"})),
+        47
+    );
+    let open = |log: &Log| {
+        log.tasks.anomalies(&AnomalyFilter {
+            subject: Some(WS.into()),
+            ..AnomalyFilter::default()
+        })[0]
+            .open_tasks
+            .clone()
+    };
+    assert_eq!(open(&log), [T01, T02, T04]);
+    assert_eq!(log.status(T02, "cancel"), 48);
+    assert_eq!(open(&log), [T01, T04]);
+    assert!(
+        log.anomalies()
+            .contains(&(AnomalyKind::WorkstreamDoneWithOpenTasks, WS.to_string(), 47))
+    );
+    assert!(
+        log.anomalies()
+            .contains(&(AnomalyKind::NeedsHumanOnClosedTask, T02.to_string(), 48))
+    );
+    assert_eq!(log.ok("ops.restore_tested", json!({"service": "artifact-store"})), 49);
+    log.ok("task.evidence_linked", json!({"id": T03, "evidence": {"seq": 49}}));
+    log.ok("task.flagged", json!({"id": T02, "needs_human": false}));
+    assert_eq!(log.anomalies().len(), 2);
+    log.status(T01, "cancel");
+    assert_eq!(log.status(T04, "cancel"), 53);
+    assert_eq!(log.anomalies(), [illegal]);
+    assert_eq!(log.summary(), "1 done, 3 cancel");
+}
