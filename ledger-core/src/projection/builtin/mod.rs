@@ -2,3 +2,4 @@
 //! Their payload schemas are documented in `docs/PROJECTIONS.md`.
 
 pub mod incidents;
+pub mod subjects;
