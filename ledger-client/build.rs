@@ -8,7 +8,10 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../proto");
-    let files = [proto_root.join("ledger/v1/ledger.proto")];
+    let files = [
+        proto_root.join("ledger/v1/ledger.proto"),
+        proto_root.join("ledger/v1/projections.proto"),
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

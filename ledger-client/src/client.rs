@@ -12,7 +12,7 @@ use tonic::{Code, Status, Streaming};
 
 use crate::check::check_response;
 use crate::error::{ClientError, Result};
-use crate::proto::{self, ledger_client::LedgerClient};
+use crate::proto::{self, ledger_client::LedgerClient, projections_client::ProjectionsClient};
 
 /// Default server address.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -57,6 +57,7 @@ pub fn is_transient(status: &Status) -> bool {
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: LedgerClient<Channel>,
+    projections: ProjectionsClient<Channel>,
     retry: RetryPolicy,
 }
 
@@ -82,9 +83,10 @@ impl Client {
 
     fn with_channel(channel: Channel) -> Client {
         Client {
-            inner: LedgerClient::new(channel)
+            inner: LedgerClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
+            projections: ProjectionsClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
             retry: RetryPolicy::default(),
         }
     }
@@ -245,6 +247,47 @@ impl Client {
             .get_ledger_info(proto::GetLedgerInfoRequest {})
             .await?
             .into_inner())
+    }
+
+    /// Status of one projection (`name`) or all (empty name), with digests
+    /// when asked.
+    pub async fn projection_status(&self, name: &str, include_digest: bool) -> Result<Vec<proto::ProjectionStatus>> {
+        let request = proto::GetStatusRequest {
+            name: name.to_string(),
+            include_digest,
+        };
+        Ok(self
+            .projections
+            .clone()
+            .get_status(request)
+            .await?
+            .into_inner()
+            .projections)
+    }
+
+    /// Records a projection could not fold.
+    pub async fn projection_faults(&self, name: &str, from_seq: u64, limit: u32) -> Result<Vec<proto::Fault>> {
+        let request = proto::ListFaultsRequest {
+            name: name.to_string(),
+            from_seq,
+            limit,
+        };
+        Ok(self.projections.clone().list_faults(request).await?.into_inner().faults)
+    }
+
+    /// Starts a replay; the stream reports progress and ends with the
+    /// outcome (`finished`).
+    pub async fn replay(&self, name: &str, from_seq: u64) -> Result<Streaming<proto::ReplayProgress>> {
+        let request = proto::ReplayRequest {
+            name: name.to_string(),
+            from_seq,
+        };
+        Ok(self.projections.clone().replay(request).await?.into_inner())
+    }
+
+    /// Queries a built-in projection's view (see `projections.proto`).
+    pub async fn query(&self, request: proto::QueryRequest) -> Result<proto::QueryResponse> {
+        Ok(self.projections.clone().query(request).await?.into_inner())
     }
 }
 

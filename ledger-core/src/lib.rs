@@ -24,6 +24,7 @@ pub mod producer;
 pub mod projection;
 mod reader;
 pub mod record;
+pub mod sample;
 pub mod segment;
 pub mod signer;
 pub mod store;

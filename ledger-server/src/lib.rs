@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 mod limits;
+mod projections;
 pub mod server;
 mod service;
 pub mod status;

@@ -1,5 +1,6 @@
 //! Starting and stopping the service: open (or create) the ledger and its
-//! signing key, serve `ledger.v1.Ledger` with gRPC health and reflection,
+//! signing key, serve `ledger.v1.Ledger` and `ledger.v1.Projections` (the
+//! projection engine runs beside the ledger) with gRPC health and reflection,
 //! and on shutdown stop accepting, end streams, finish in-flight appends and
 //! close the ledger (which syncs it) before returning.
 
@@ -7,7 +8,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use ledger_client::proto::{self, ledger_server::LedgerServer};
+use ledger_client::proto::{self, ledger_server::LedgerServer, projections_server::ProjectionsServer};
+use ledger_core::projection::builtin::Builtins;
+use ledger_core::projection::{ProjectionError, Projections};
 use ledger_core::signer::public_key_path;
 use ledger_core::{Ledger, LedgerError, LocalKeySigner, Signer};
 use tokio::net::TcpListener;
@@ -16,6 +19,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::ServerConfig;
+use crate::projections::ProjectionsService;
 use crate::service::LedgerService;
 
 /// Why the server could not start or stop cleanly.
@@ -30,6 +34,9 @@ pub enum ServerError {
     /// Reflection could not be set up from the embedded descriptors.
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// Opening or closing the projections failed.
+    #[error("projections: {0}")]
+    Projections(#[from] ProjectionError),
     /// A background task panicked.
     #[error("{0}")]
     Task(String),
@@ -111,9 +118,23 @@ pub async fn serve(
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = LedgerService::new(Arc::clone(&ledger), Arc::clone(&config), stop_rx);
+    let (engine, builtins) = {
+        let (ledger, dir) = (Arc::clone(&ledger), config.data_dir.join("projections"));
+        tokio::task::spawn_blocking(move || -> Result<_, ProjectionError> {
+            let engine = Projections::open(ledger, dir)?;
+            let builtins = Builtins::register(&engine)?;
+            Ok((Arc::new(engine), Arc::new(builtins)))
+        })
+        .await
+        .map_err(|e| ServerError::Task(format!("opening the projections: {e}")))??
+    };
+    let projections_service = ProjectionsServer::new(ProjectionsService::new(Arc::clone(&engine), builtins))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes.max(64 * 1024 * 1024));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServer<LedgerService>>().await;
+    health.set_serving::<ProjectionsServer<ProjectionsService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -139,6 +160,7 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         health.set_not_serving::<LedgerServer<LedgerService>>().await;
+        health.set_not_serving::<ProjectionsServer<ProjectionsService>>().await;
         let _ = stop_tx.send(true);
     };
     tonic::transport::Server::builder()
@@ -146,7 +168,11 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_service)
+        .add_service(projections_service)
         .serve_with_incoming_shutdown(incoming(listener), signal)
         .await?;
+    tokio::task::spawn_blocking(move || engine.close())
+        .await
+        .map_err(|e| ServerError::Task(format!("closing the projections: {e}")))??;
     Ok(())
 }

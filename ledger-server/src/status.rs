@@ -61,6 +61,26 @@ pub fn code(err: &LedgerError) -> Code {
     }
 }
 
+/// Maps a projection error to the status a client sees.
+pub fn projection_status(err: ledger_core::projection::ProjectionError) -> Status {
+    use ledger_core::projection::ProjectionError as E;
+    match err {
+        E::Ledger(err) => status(err),
+        E::Unknown(name) => Status::not_found(format!("name: no projection called {name:?}")),
+        E::NotFound(what) => Status::not_found(format!("{what} not found")),
+        E::InvalidQuery { field, reason } => Status::invalid_argument(format!("{field}: {reason}")),
+        E::ReplayRunning(name) => Status::failed_precondition(format!("projection {name:?} is already replaying")),
+        E::BeyondLog { seq, len } => {
+            Status::out_of_range(format!("as_of.seq: {seq} is beyond the log, which holds {len} records"))
+        }
+        E::Stopped => Status::unavailable("the projection engine is stopped"),
+        other => {
+            tracing::error!(error = %other, "projection request failed on a server-side error");
+            Status::internal("server-side projection error (logged by the server)")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ledger_core::ExpectedVersion;

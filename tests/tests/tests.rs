@@ -11,5 +11,6 @@ mod crash;
 mod grpc;
 mod grpc_kill;
 mod producer;
+mod projections;
 mod proofs;
 mod recovery;

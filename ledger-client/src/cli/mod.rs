@@ -8,6 +8,7 @@
 
 mod input;
 mod output;
+mod views;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -60,6 +61,19 @@ enum Command {
     Prove(ProveArgs),
     /// Origin, tree hash, verifier key and size of the ledger.
     Info,
+    /// Tasks (table, or one task in full), from the tasks projection.
+    Tasks(views::TasksArgs),
+    /// Workstreams with their rollups ("1 wait, 2 progress, 5 todo").
+    Workstreams(views::WorkstreamsArgs),
+    /// Hygiene anomalies of tasks and workstreams.
+    Anomalies(views::AnomaliesArgs),
+    /// Incidents (table, or one with its timeline), or their flags.
+    Incidents(views::IncidentsArgs),
+    /// Any projection view by name, with KEY=VALUE filters (JSON rows).
+    Query(views::QueryArgs),
+    /// Projection status, faults and replay.
+    #[command(subcommand)]
+    Projections(views::ProjectionsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +213,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Prove(args) => prove(&client, args, json).await,
+        Command::Tasks(args) => views::tasks(&client, args, json).await,
+        Command::Workstreams(args) => views::workstreams(&client, args, json).await,
+        Command::Anomalies(args) => views::anomalies(&client, args, json).await,
+        Command::Incidents(args) => views::incidents(&client, args, json).await,
+        Command::Query(args) => views::raw_query(&client, args).await,
+        Command::Projections(command) => views::projections(&client, command, json).await,
         Command::Info => {
             let info = client.info().await?;
             if json {

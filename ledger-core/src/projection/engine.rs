@@ -84,6 +84,17 @@ pub enum ProjectionError {
         /// Log length.
         len: u64,
     },
+    /// A query names an unknown view or a bad filter.
+    #[error("{field}: {reason}")]
+    InvalidQuery {
+        /// The request field or filter key.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A query for one thing found nothing.
+    #[error("{0} not found")]
+    NotFound(String),
     /// The engine has stopped.
     #[error("the projection engine is stopped")]
     Stopped,
@@ -587,12 +598,17 @@ impl<P: Projection> ProjectionHandle<P> {
     /// before it (recorded_at never decreases along the log). `None` when
     /// the log holds nothing that early.
     pub fn at_time(&self, at: DateTime<Utc>) -> Result<Option<P>> {
+        Ok(self.at_time_with_len(at)?.map(|(state, _)| state))
+    }
+
+    /// [`ProjectionHandle::at_time`], with the number of records folded.
+    pub fn at_time_with_len(&self, at: DateTime<Utc>) -> Result<Option<(P, u64)>> {
         let end = seq_end_at(&self.inner.ledger, timestamp_ns(at))?;
         if end == 0 {
             return Ok(None);
         }
         let state = self.read().fresh();
-        fold_scratch(&self.inner.ledger, state, end).map(Some)
+        Ok(Some((fold_scratch(&self.inner.ledger, state, end)?, end)))
     }
 
     /// Stored faults from `from_seq`: (seq, reason).

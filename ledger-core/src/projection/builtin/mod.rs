@@ -1,6 +1,66 @@
 //! The built-in projections (see PRODUCT.md, "Built-in projections").
-//! Their payload schemas are documented in `docs/PROJECTIONS.md`.
+//! Their payload schemas are documented in `docs/projections/`.
 
 pub mod incidents;
 pub mod subjects;
 pub mod tasks;
+pub mod views;
+
+use std::collections::HashMap;
+
+pub use views::{Answer, AsOf};
+
+use super::{ProjectionError, ProjectionHandle, Projections};
+use incidents::Incidents;
+use subjects::Subjects;
+use tasks::Tasks;
+
+/// The built-ins, registered with an engine.
+#[derive(Debug, Clone)]
+pub struct Builtins {
+    /// Workstreams, tasks, rollups and hygiene anomalies.
+    pub tasks: ProjectionHandle<Tasks>,
+    /// Incident records with timelines, TTA/TTR and flags.
+    pub incidents: ProjectionHandle<Incidents>,
+    /// The bundle index: which records belong to which subject.
+    pub subjects: ProjectionHandle<Subjects>,
+}
+
+/// Every view [`Builtins::query`] answers.
+pub const VIEWS: &[&str] = &[
+    "tasks",
+    "task",
+    "notes",
+    "workstreams",
+    "workstream",
+    "anomalies",
+    "incidents",
+    "incident",
+    "incident_flags",
+    "subjects",
+];
+
+impl Builtins {
+    /// Registers every built-in with `engine`.
+    pub fn register(engine: &Projections) -> Result<Builtins, ProjectionError> {
+        Ok(Builtins {
+            tasks: engine.register(Tasks::default())?,
+            incidents: engine.register(Incidents::default())?,
+            subjects: engine.register(Subjects::default())?,
+        })
+    }
+
+    /// Answers `view` with `filter` from the state `as_of` asks for.
+    pub fn query(&self, view: &str, filter: &HashMap<String, String>, as_of: AsOf) -> Result<Answer, ProjectionError> {
+        let answered = views::tasks_view(self, view, filter, as_of)
+            .or_else(|| views::incidents_view(self, view, filter, as_of))
+            .or_else(|| views::subjects_view(self, view, filter, as_of));
+        if let Some(answer) = answered {
+            return answer;
+        }
+        Err(views::invalid(
+            "view",
+            format!("unknown view {view:?}; known views: {}", VIEWS.join(", ")),
+        ))
+    }
+}
