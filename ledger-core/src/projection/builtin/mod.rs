@@ -2,6 +2,7 @@
 //! Their payload schemas are documented in `docs/projections/`.
 
 pub mod incidents;
+pub mod metrics;
 pub mod subjects;
 pub mod tasks;
 pub mod views;

@@ -1,0 +1,227 @@
+//! Series identity (a metric name plus its sorted labels), the row kept per
+//! series, label [`Matcher`]s, and the string keys rows are stored under.
+//!
+//! Keys are built from JSON text (`["name",{"label":"value"}]`), which is
+//! unambiguous for any name or label without an escaping scheme of our own;
+//! labels come from a `BTreeMap`, so they are sorted by name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::ConfigError;
+use super::observation::Kind;
+
+/// One series: every observation with the same name and labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Metric name, e.g. `http_request_duration_ms`.
+    pub name: String,
+    /// Label name → value, sorted by name.
+    pub labels: BTreeMap<String, String>,
+    /// The kind of its first observation; later ones must agree.
+    pub kind: Kind,
+    /// Observations rolled up.
+    pub observations: u64,
+    /// Earliest observation time (Unix ns).
+    pub first_time_ns: i64,
+    /// Latest observation time (Unix ns).
+    pub last_time_ns: i64,
+    /// Lowest seq of an observation rolled up.
+    pub first_seq: u64,
+    /// Highest seq of an observation rolled up.
+    pub last_seq: u64,
+    /// Observations of this series with another kind: not rolled up, since
+    /// mixing counter increments with gauge levels means nothing.
+    pub kind_conflicts: u64,
+    /// The latest of them, as evidence.
+    pub last_kind_conflict: Option<KindConflict>,
+}
+
+/// An observation whose kind disagreed with its series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KindConflict {
+    /// Its record.
+    pub seq: u64,
+    /// Hex BLAKE3 record hash.
+    pub record_hash: String,
+    /// The kind it claimed.
+    pub kind: Kind,
+}
+
+/// A condition on one label, as in PromQL: `label=value` or `label!=value`.
+///
+/// `!=` also matches series without the label.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matcher {
+    /// Label name.
+    pub label: String,
+    /// `=` or `!=`.
+    pub op: MatchOp,
+    /// Value compared exactly.
+    pub value: String,
+}
+
+/// How a [`Matcher`] compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchOp {
+    /// The label is present with this value.
+    #[serde(rename = "=")]
+    Eq,
+    /// The label is absent or has another value.
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Matcher {
+    /// `label=value`.
+    pub fn eq(label: impl Into<String>, value: impl Into<String>) -> Matcher {
+        Matcher {
+            label: label.into(),
+            op: MatchOp::Eq,
+            value: value.into(),
+        }
+    }
+
+    /// `label!=value`.
+    pub fn ne(label: impl Into<String>, value: impl Into<String>) -> Matcher {
+        Matcher {
+            label: label.into(),
+            op: MatchOp::Ne,
+            value: value.into(),
+        }
+    }
+
+    /// Whether a series with `labels` satisfies it.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let equal = labels.get(&self.label) == Some(&self.value);
+        match self.op {
+            MatchOp::Eq => equal,
+            MatchOp::Ne => !equal,
+        }
+    }
+}
+
+/// Parses `label=value` or `label!=value` (the CLI form).
+impl FromStr for Matcher {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Matcher, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Matcher {
+            input: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (label, op, value) = match text.split_once("!=") {
+            Some((label, value)) => (label, MatchOp::Ne, value),
+            None => {
+                let (label, value) = text
+                    .split_once('=')
+                    .ok_or_else(|| invalid("expected label=value or label!=value"))?;
+                (label, MatchOp::Eq, value)
+            }
+        };
+        if label.is_empty() {
+            return Err(invalid("the label name is empty"));
+        }
+        Ok(Matcher {
+            label: label.to_string(),
+            op,
+            value: value.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            MatchOp::Eq => "=",
+            MatchOp::Ne => "!=",
+        };
+        write!(f, "{}{op}{}", self.label, self.value)
+    }
+}
+
+/// Whether `labels` satisfy every matcher.
+pub(crate) fn matches_all(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
+    matchers.iter().all(|matcher| matcher.matches(labels))
+}
+
+/// The key of a series: `["name",{"label":"value",...}]`.
+pub(crate) fn series_key(name: &str, labels: &BTreeMap<String, String>) -> String {
+    let mut key = name_prefix(name);
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(label, value)| (label.clone(), Value::String(value.clone())))
+        .collect();
+    key.push_str(&Value::Object(labels).to_string());
+    key.push(']');
+    key
+}
+
+/// The prefix shared by the keys of every series named `name`.
+pub(crate) fn name_prefix(name: &str) -> String {
+    format!("[{},", Value::String(name.to_string()))
+}
+
+/// The key of a row about a window: `hex(start) | series key`, so rows sort
+/// by window start first (retention drops from the front) and the start
+/// prefix finds every series of one window.
+pub(crate) fn window_key(start_ns: i64, series_key: &str) -> String {
+    format!("{}|{series_key}", window_prefix(start_ns))
+}
+
+/// `start_ns` as 16 hex digits that sort like the signed value.
+pub(crate) fn window_prefix(start_ns: i64) -> String {
+    format!("{:016x}", (start_ns as u64) ^ (1 << 63))
+}
+
+/// The window start of a [`window_key`].
+pub(crate) fn window_of_key(key: &str) -> Option<i64> {
+    let hex = key.get(..16)?;
+    let ordered = u64::from_str_radix(hex, 16).ok()?;
+    Some((ordered ^ (1 << 63)) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn keys_are_unambiguous_and_sort_by_window() {
+        let a = series_key("x", &labels(&[("a", "b,c")]));
+        let b = series_key("x", &labels(&[("a", "b"), ("c", "")]));
+        assert_ne!(a, b);
+        assert_eq!(a, r#"["x",{"a":"b,c"}]"#);
+        assert!(series_key("x\",", &BTreeMap::new()).starts_with(&name_prefix("x\",")));
+        assert!(!series_key("x\",", &BTreeMap::new()).starts_with(&name_prefix("x")));
+
+        let starts = [i64::MIN, -60_000_000_000, -1, 0, 1, 60_000_000_000, i64::MAX];
+        let keys: Vec<String> = starts.iter().map(|&s| window_key(s, &a)).collect();
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
+        let decoded: Vec<Option<i64>> = keys.iter().map(|k| window_of_key(k)).collect();
+        assert_eq!(decoded, starts.map(Some));
+    }
+
+    #[test]
+    fn matchers_parse_and_match_like_promql() -> Result<(), ConfigError> {
+        let series = labels(&[("service", "artifact-store"), ("region", "eu-west-1")]);
+        let eq: Matcher = "service=artifact-store".parse()?;
+        let ne: Matcher = "region!=us-east-1".parse()?;
+        let absent: Matcher = "canary!=true".parse()?;
+        assert_eq!(eq, Matcher::eq("service", "artifact-store"));
+        assert_eq!(ne.to_string(), "region!=us-east-1");
+        assert!(matches_all(&[eq, ne, absent], &series));
+        assert!(!Matcher::eq("canary", "true").matches(&series));
+        assert!(!Matcher::ne("region", "eu-west-1").matches(&series));
+        assert!("service".parse::<Matcher>().is_err());
+        assert!("=x".parse::<Matcher>().is_err());
+        Ok(())
+    }
+}
