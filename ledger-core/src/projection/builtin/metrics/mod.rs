@@ -11,7 +11,10 @@
 //!
 //! Memory: minute rows are dropped once their window ended the configured
 //! retention (default 7 days) before the newest observation time seen;
-//! hours, days, series and alert states are kept.
+//! hours, days, series and alert states are kept. An observation dated
+//! after the ledger recorded it counts as recorded then for this purpose, so
+//! one producer with a clock (or a `time`) far ahead cannot expire every
+//! series' minutes.
 //!
 //! The fold ignores every other event type, including the `alert.*` events
 //! it emits itself when they come back through the log.
@@ -65,7 +68,8 @@ pub struct Meta {
     pub observations: u64,
     /// Observations refused because their series has another kind.
     pub kind_conflicts: u64,
-    /// Newest observation time seen (Unix ns): the retention's reference.
+    /// Newest observation time seen, each capped at its record's
+    /// `recorded_at` (Unix ns): the minute retention's reference.
     pub newest_time_ns: Option<i64>,
 }
 
@@ -271,31 +275,46 @@ impl Metrics {
             return;
         }
 
-        let meta = self.meta.get_or_insert_with(META_KEY, Meta::default);
-        meta.observations = meta.observations.saturating_add(1);
-        let advanced = meta.newest_time_ns.is_none_or(|newest| time_ns > newest);
+        if !self.meta.contains(META_KEY) {
+            self.meta.insert(META_KEY, Meta::default());
+        }
+        let reference_ns = time_ns.min(record.header.recorded_at_ns);
+        let mut advanced = false;
+        if let Some(meta) = self.meta.get_mut(META_KEY) {
+            meta.observations = meta.observations.saturating_add(1);
+            if meta.newest_time_ns.is_none_or(|newest| reference_ns > newest) {
+                meta.newest_time_ns = Some(reference_ns);
+                advanced = true;
+            }
+        }
         if advanced {
-            meta.newest_time_ns = Some(time_ns);
             self.drop_expired_minutes();
         }
 
-        let series = self.series.get_or_insert_with(&key, || Series {
-            name: observation.name.clone(),
-            labels: observation.labels.clone(),
-            kind: observation.kind,
-            observations: 0,
-            first_time_ns: time_ns,
-            last_time_ns: time_ns,
-            first_seq: seq,
-            last_seq: seq,
-            kind_conflicts: 0,
-            last_kind_conflict: None,
-        });
-        series.observations = series.observations.saturating_add(1);
-        series.first_time_ns = series.first_time_ns.min(time_ns);
-        series.last_time_ns = series.last_time_ns.max(time_ns);
-        series.first_seq = series.first_seq.min(seq);
-        series.last_seq = series.last_seq.max(seq);
+        match self.series.get_mut(&key) {
+            Some(series) => {
+                series.observations = series.observations.saturating_add(1);
+                series.first_time_ns = series.first_time_ns.min(time_ns);
+                series.last_time_ns = series.last_time_ns.max(time_ns);
+                series.first_seq = series.first_seq.min(seq);
+                series.last_seq = series.last_seq.max(seq);
+            }
+            None => {
+                let series = Series {
+                    name: observation.name.clone(),
+                    labels: observation.labels.clone(),
+                    kind: observation.kind,
+                    observations: 1,
+                    first_time_ns: time_ns,
+                    last_time_ns: time_ns,
+                    first_seq: seq,
+                    last_seq: seq,
+                    kind_conflicts: 0,
+                    last_kind_conflict: None,
+                };
+                self.series.insert(key.clone(), series);
+            }
+        }
 
         let cutoff = self.minute_cutoff();
         for granularity in Granularity::ALL {
@@ -453,7 +472,13 @@ impl Projection for Metrics {
 
 /// The key of a rule's state for a series: `["rule",["name",{labels}]]`.
 fn alert_key(rule: &str, series_key: &str) -> String {
-    format!("[{},{series_key}]", serde_json::Value::from(rule))
+    let mut key = String::with_capacity(rule.len() + series_key.len() + 4);
+    key.push('[');
+    series::push_json_string(&mut key, rule);
+    key.push(',');
+    key.push_str(series_key);
+    key.push(']');
+    key
 }
 
 #[cfg(test)]

@@ -65,11 +65,9 @@ pub(crate) fn parse(payload: &[u8], occurred_at_ns: i64) -> Result<Observation, 
     if parsed.name.is_empty() {
         return Err(Fault::new("name: must not be empty"));
     }
-    if let Some(key) = parsed.labels.keys().find(|key| key.is_empty()) {
-        return Err(Fault::new(format!(
-            "labels: a label name is empty (value {:?})",
-            parsed.labels[key]
-        )));
+    let labels = parsed.labels.unwrap_or_default();
+    if let Some(value) = labels.get("") {
+        return Err(Fault::new(format!("labels: a label name is empty (value {value:?})")));
     }
     if !parsed.value.is_finite() {
         return Err(Fault::new("value: must be a finite number"));
@@ -82,7 +80,7 @@ pub(crate) fn parse(payload: &[u8], occurred_at_ns: i64) -> Result<Observation, 
     }
     Ok(Observation {
         name: parsed.name,
-        labels: parsed.labels,
+        labels,
         // Adding +0.0 turns -0.0 into +0.0 and changes nothing else.
         value: parsed.value + 0.0,
         kind: parsed.kind,
@@ -97,7 +95,7 @@ const FIELDS: [&str; 5] = ["name", "labels", "value", "kind", "time"];
 struct Payload {
     name: String,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: Option<BTreeMap<String, String>>,
     value: f64,
     kind: Kind,
     #[serde(default)]
@@ -226,7 +224,10 @@ mod tests {
         assert_eq!((observation.value, observation.kind), (41.5, Kind::Histogram));
         assert_eq!(observation.time_ns, AT + 7_250_000_000);
 
-        let minimal = parse(br#"{"name":"backup_bytes","value":-0.0,"kind":"gauge"}"#, AT)?;
+        let minimal = parse(
+            br#"{"name":"backup_bytes","value":-0.0,"kind":"gauge","labels":null,"time":null}"#,
+            AT,
+        )?;
         assert!(minimal.labels.is_empty());
         assert_eq!(minimal.time_ns, AT);
         assert!(minimal.value.is_sign_positive(), "-0.0 is normalised");

@@ -10,7 +10,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::config::ConfigError;
 use super::observation::Kind;
@@ -151,19 +150,49 @@ pub(crate) fn matches_all(matchers: &[Matcher], labels: &BTreeMap<String, String
 
 /// The key of a series: `["name",{"label":"value",...}]`.
 pub(crate) fn series_key(name: &str, labels: &BTreeMap<String, String>) -> String {
-    let mut key = name_prefix(name);
-    let labels: serde_json::Map<String, Value> = labels
-        .iter()
-        .map(|(label, value)| (label.clone(), Value::String(value.clone())))
-        .collect();
-    key.push_str(&Value::Object(labels).to_string());
-    key.push(']');
+    let mut key =
+        String::with_capacity(8 + name.len() + labels.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+    key.push('[');
+    push_json_string(&mut key, name);
+    key.push_str(",{");
+    for (index, (label, value)) in labels.iter().enumerate() {
+        if index > 0 {
+            key.push(',');
+        }
+        push_json_string(&mut key, label);
+        key.push(':');
+        push_json_string(&mut key, value);
+    }
+    key.push_str("}]");
     key
 }
 
 /// The prefix shared by the keys of every series named `name`.
 pub(crate) fn name_prefix(name: &str) -> String {
-    format!("[{},", Value::String(name.to_string()))
+    let mut prefix = String::with_capacity(name.len() + 4);
+    prefix.push('[');
+    push_json_string(&mut prefix, name);
+    prefix.push(',');
+    prefix
+}
+
+/// Appends `text` as a JSON string literal (the escapes serde_json uses).
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The key of a row about a window: `hex(start) | series key`, so rows sort
@@ -199,6 +228,14 @@ mod tests {
         let b = series_key("x", &labels(&[("a", "b"), ("c", "")]));
         assert_ne!(a, b);
         assert_eq!(a, r#"["x",{"a":"b,c"}]"#);
+        // The same text serde_json writes, so keys read as JSON.
+        let odd = labels(&[("a\"b", "c\\d\n\u{1}\u{8}\u{c}\té")]);
+        let key = series_key("x\u{7f}", &odd);
+        assert_eq!(
+            serde_json::from_str::<(String, BTreeMap<String, String>)>(&key).ok(),
+            Some(("x\u{7f}".to_string(), odd.clone()))
+        );
+        assert_eq!(key, serde_json::to_string(&("x\u{7f}", &odd)).unwrap());
         assert!(series_key("x\",", &BTreeMap::new()).starts_with(&name_prefix("x\",")));
         assert!(!series_key("x\",", &BTreeMap::new()).starts_with(&name_prefix("x")));
 
