@@ -165,4 +165,3 @@ fn configuration_reads_from_json() -> Result<(), serde_json::Error> {
     assert_eq!(config.validate(), Ok(()));
     Ok(())
 }
-
