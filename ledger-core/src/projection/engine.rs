@@ -910,12 +910,15 @@ fn run(inner: &Inner) {
                 tracing::error!(projection = slot.name(), error = %err, "fold failed");
             }
         }
-        let emitted = effects.take();
-        if !emitted.is_empty() {
-            // Ids are derived from the records that caused them, so a
-            // re-emission after a restart is deduplicated by the ledger.
-            if let Err(err) = inner.ledger.append(AppendRequest::new(emitted)) {
-                tracing::warn!(error = %err, "appending projection output failed");
+        // Ids are derived from the records that caused them, so a
+        // re-emission after a restart is deduplicated by the ledger. One
+        // event per append: a batch mixing already-logged and new events
+        // would be refused whole (a partial duplicate), and chunk
+        // boundaries differ between runs.
+        for event in effects.take() {
+            let id = event.id;
+            if let Err(err) = inner.ledger.append(AppendRequest::new(vec![event])) {
+                tracing::warn!(error = %err, event_id = %id, "appending projection output failed");
             }
         }
         if last_flush.elapsed() >= FLUSH_INTERVAL || slots.iter().any(|s| s.unflushed() >= FLUSH_RECORDS) {
