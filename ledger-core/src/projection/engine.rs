@@ -244,17 +244,7 @@ impl<P: Projection> Slot<P> {
     fn fold(&self, records: &[Record], effects: &mut Effects) -> Result<()> {
         let mut state = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
-        for record in records {
-            if record.seq() != position.applied {
-                continue;
-            }
-            if let Err(fault) = state.apply(record, effects) {
-                tracing::debug!(projection = self.name, seq = record.seq(), %fault, "record not folded");
-                note_fault(&mut position, record.seq(), fault);
-            }
-            position.applied += 1;
-            position.unflushed += 1;
-        }
+        fold_into(&mut *state, &mut position, records, effects);
         Ok(())
     }
 
@@ -434,7 +424,6 @@ impl<P: Projection> Slot<P> {
             replay: None,
         };
         let mut state = fresh;
-        let mut effects = Effects::default();
         let report = |done: u64, total: u64, progress: &mut dyn FnMut(&ReplayProgress)| {
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             let p = ReplayProgress {
@@ -448,31 +437,17 @@ impl<P: Projection> Slot<P> {
             progress(&p);
         };
         // Fold without holding the live state: it keeps serving.
-        loop {
-            let len = ledger.len();
-            if next.applied >= len {
-                break;
-            }
-            let records = ledger.read_range(next.applied, CHUNK)?;
-            fold_into(&mut state, &mut next, &records, &mut effects);
-            effects.take(); // Replays never emit.
+        fold_to_end(ledger, &mut state, &mut next, |state, next, len| {
             if next.unflushed >= FLUSH_RECORDS {
-                write_batch(self.name, &mut state, &mut next)?;
+                write_batch(self.name, state, next)?;
                 report(next.applied - from_seq, len - from_seq, progress);
             }
-        }
+            Ok(())
+        })?;
         // Swap: stop the live fold, catch up the last records, persist, switch.
         let mut live = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
-        loop {
-            let len = ledger.len();
-            if next.applied >= len {
-                break;
-            }
-            let records = ledger.read_range(next.applied, CHUNK)?;
-            fold_into(&mut state, &mut next, &records, &mut effects);
-            effects.take();
-        }
+        fold_to_end(ledger, &mut state, &mut next, |_, _, _| Ok(()))?;
         write_batch(self.name, &mut state, &mut next)?;
         next.tree.flush().map_err(store_err)?;
         let meta = serde_json::to_vec(&Meta {
@@ -505,12 +480,36 @@ impl<P: Projection> Slot<P> {
     }
 }
 
+/// Folds a replay's state up to the log's current end, calling
+/// `after_chunk(state, position, log_len)` after each chunk. Replays never
+/// emit: their effects are dropped.
+fn fold_to_end<P: Projection>(
+    ledger: &Ledger,
+    state: &mut P,
+    next: &mut Position,
+    mut after_chunk: impl FnMut(&mut P, &mut Position, u64) -> Result<()>,
+) -> Result<()> {
+    let mut effects = Effects::default();
+    loop {
+        let len = ledger.len();
+        if next.applied >= len {
+            return Ok(());
+        }
+        let records = ledger.read_range(next.applied, CHUNK)?;
+        fold_into(state, next, &records, &mut effects);
+        effects.take();
+        after_chunk(state, next, len)?;
+    }
+}
+
+/// Folds the records at `position.applied` onwards, noting faults.
 fn fold_into<P: Projection>(state: &mut P, position: &mut Position, records: &[Record], effects: &mut Effects) {
     for record in records {
         if record.seq() != position.applied {
             continue;
         }
         if let Err(fault) = state.apply(record, effects) {
+            tracing::debug!(projection = state.name(), seq = record.seq(), %fault, "record not folded");
             note_fault(position, record.seq(), fault);
         }
         position.applied += 1;
