@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ledger_core::projection::builtin::metrics::MetricsConfig;
 use ledger_core::{HashAlg, LedgerConfig};
 use serde::Deserialize;
 
@@ -71,6 +72,9 @@ pub struct ServerConfig {
     pub subscriber_buffer: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// The metrics projection's alert rules and minute retention (config
+    /// file only: `[metrics]` and `[[metrics.rules]]`).
+    pub metrics: MetricsConfig,
 }
 
 impl ServerConfig {
@@ -87,6 +91,7 @@ impl ServerConfig {
             max_in_flight_per_stream: 16,
             subscriber_buffer: 256,
             log_format: LogFormat::Text,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -151,6 +156,7 @@ struct FileConfig {
     max_concurrent_streams: Option<usize>,
     max_in_flight_per_stream: Option<usize>,
     segment_max_bytes: Option<u64>,
+    metrics: Option<MetricsConfig>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -223,6 +229,13 @@ impl ServeArgs {
         if let Some(v) = self.segment_max_bytes.or(file.segment_max_bytes) {
             config.ledger.segment_max_bytes = positive("segment_max_bytes", v)?;
         }
+        if let Some(metrics) = file.metrics {
+            metrics.validate().map_err(|e| ConfigError::Invalid {
+                setting: "metrics",
+                reason: e.to_string(),
+            })?;
+            config.metrics = metrics;
+        }
         Ok(config)
     }
 }
@@ -285,5 +298,61 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(msg.contains("unknown field `max_batch_event`"), "{msg}");
+    }
+
+    const RULE: &str = r#"
+[metrics]
+minute_retention_ns = 3600000000000
+
+[[metrics.rules]]
+name = "artifact-store-slow"
+metric = "http.latency_ms"
+matchers = ["service=artifact-store", "region!=eu"]
+granularity = "minute"
+statistic = "p99"
+comparison = ">"
+threshold = 500.0
+cooldown_ns = 300000000000
+"#;
+
+    #[test]
+    fn metrics_rules_come_from_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = ServeArgs {
+            config: Some(write(&dir, RULE)),
+            ..ServeArgs::default()
+        };
+        let config = args.resolve().expect("valid");
+        assert_eq!(config.metrics.minute_retention_ns, 3_600_000_000_000);
+        let rule = &config.metrics.rules[0];
+        assert_eq!(rule.name, "artifact-store-slow");
+        assert_eq!(rule.matchers.len(), 2);
+        assert_eq!(rule.threshold, 500.0);
+    }
+
+    #[test]
+    fn bad_metrics_rules_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = |text: String| {
+            ServeArgs {
+                config: Some(write(&dir, &text)),
+                ..ServeArgs::default()
+            }
+            .resolve()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        let msg = err(RULE.replace("threshold = 500.0", "threshold = nan"));
+        assert!(
+            msg.starts_with("metrics: rule \"artifact-store-slow\": threshold"),
+            "{msg}"
+        );
+        let msg = err(format!("{RULE}\n{}", &RULE[RULE.find("[[").unwrap_or(0)..]));
+        assert!(msg.contains("defined twice"), "{msg}");
+        let msg = err(RULE.replace("\"p99\"", "\"p42\""));
+        assert!(msg.contains("p42"), "{msg}");
+        let msg = err(RULE.replace("minute_retention_ns = 3600000000000", "minute_retention_ns = 0"));
+        assert!(msg.starts_with("metrics: minute_retention_ns"), "{msg}");
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use ledger_client::proto::{self, ledger_server::LedgerServer, projections_server::ProjectionsServer};
 use ledger_core::projection::builtin::Builtins;
+use ledger_core::projection::builtin::metrics::Metrics;
 use ledger_core::projection::{ProjectionError, Projections};
 use ledger_core::signer::public_key_path;
 use ledger_core::{Ledger, LedgerError, LocalKeySigner, Signer};
@@ -37,6 +38,9 @@ pub enum ServerError {
     /// Opening or closing the projections failed.
     #[error("projections: {0}")]
     Projections(#[from] ProjectionError),
+    /// The configuration given to `serve` does not validate.
+    #[error("config: {0}")]
+    Config(String),
     /// A background task panicked.
     #[error("{0}")]
     Task(String),
@@ -120,9 +124,10 @@ pub async fn serve(
     let service = LedgerService::new(Arc::clone(&ledger), Arc::clone(&config), stop_rx);
     let (engine, builtins) = {
         let (ledger, dir) = (Arc::clone(&ledger), config.data_dir.join("projections"));
+        let metrics = Metrics::new(config.metrics.clone()).map_err(|e| ServerError::Config(e.to_string()))?;
         tokio::task::spawn_blocking(move || -> Result<_, ProjectionError> {
             let engine = Projections::open(ledger, dir)?;
-            let builtins = Builtins::register(&engine)?;
+            let builtins = Builtins::register_with(&engine, metrics)?;
             Ok((Arc::new(engine), Arc::new(builtins)))
         })
         .await

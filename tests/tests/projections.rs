@@ -151,7 +151,7 @@ async fn built_ins_fold_query_replay_and_refuse_bad_queries() {
 
     let statuses = caught_up(&client).await.unwrap();
     let names: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["tasks", "incidents", "subjects"]);
+    assert_eq!(names, ["tasks", "incidents", "subjects", "metrics"]);
     for status in &statuses {
         assert_eq!((status.applied, status.lag), (n, 0), "{status:?}");
     }
@@ -266,6 +266,175 @@ async fn built_ins_fold_query_replay_and_refuse_bad_queries() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--at"));
+
+    server.stop().await.unwrap();
+}
+
+fn observation(service: &str, value: f64, time: &str) -> proto::Event {
+    ev(
+        &format!("metrics/{service}"),
+        "metric.observed",
+        serde_json::json!({"name": "http_request_duration_ms", "labels": {"service": service},
+            "value": value, "kind": "histogram", "time": time}),
+    )
+}
+
+/// Metrics over gRPC: rollups per window with quantiles, a merged summary,
+/// series, and a configured rule whose `alert.fired` / `alert.resolved`
+/// come back as records of the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_roll_up_alert_through_the_log_and_refuse_bad_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server_config(dir.path()).unwrap();
+    config.metrics = serde_json::from_value(serde_json::json!({"rules": [{
+        "name": "registry-p95", "metric": "http_request_duration_ms", "matchers": ["service=registry"],
+        "granularity": "minute", "statistic": "p95", "comparison": ">", "threshold": 500.0}]}))
+    .unwrap();
+    let server = TestServer::start(config).await.unwrap();
+    let client = server.client().await.unwrap();
+
+    // Minute 10:00: 1..=100 ms; 10:01: one slow request (fires); 10:02: fast
+    // again (resolves). One observation of another service.
+    let mut events: Vec<proto::Event> = (1..=100)
+        .map(|v| observation("registry", f64::from(v), &format!("2026-11-01T10:00:{:02}Z", v % 60)))
+        .collect();
+    events.push(observation("registry", 2_000.0, "2026-11-01T10:01:30Z"));
+    events.push(observation("registry", 10.0, "2026-11-01T10:02:05Z"));
+    events.push(observation("api", 7.0, "2026-11-01T10:00:01Z"));
+    client
+        .append(proto::AppendRequest {
+            events,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // The alerts come back through the log (appended by the engine).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let mut stream = client
+            .read(proto::ReadRequest {
+                stream: "alert/registry-p95".to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut types = Vec::new();
+        while let Some(record) = stream.next().await {
+            types.push(record.unwrap().event.unwrap().r#type);
+        }
+        if types.len() >= 2 || Instant::now() > deadline {
+            break types;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(alerts, ["alert.fired", "alert.resolved"]);
+    caught_up(&client).await.unwrap();
+
+    let name = ("name", "http_request_duration_ms");
+    let minutes = query(&client, "metrics", &[name, ("match", "service=registry")], None)
+        .await
+        .unwrap();
+    assert_eq!(minutes.len(), 3, "{minutes:?}");
+    let first = &minutes[0];
+    assert_eq!(
+        (first["count"].as_u64(), first["min"].as_f64(), first["max"].as_f64()),
+        (Some(100), Some(1.0), Some(100.0))
+    );
+    for (q, exact) in [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)] {
+        let estimate = first[q].as_f64().unwrap();
+        assert!((estimate - exact).abs() / exact <= 0.02, "{q}: {estimate} vs {exact}");
+    }
+    let hours = query(&client, "metrics", &[name, ("granularity", "hour")], None)
+        .await
+        .unwrap();
+    let counts: Vec<u64> = hours.iter().map(|r| r["count"].as_u64().unwrap()).collect();
+    assert_eq!(counts, [1, 102], "api first (labels order), then registry");
+    let windowed = query(
+        &client,
+        "metrics",
+        &[
+            name,
+            ("match", "service!=api"),
+            ("from", "2026-11-01T10:01:00Z"),
+            ("to", "2026-11-01T10:02:00Z"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(windowed.len(), 1);
+    assert_eq!(windowed[0]["max"].as_f64(), Some(2_000.0));
+    let summary = query(&client, "metric_summary", &[name, ("granularity", "day")], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary[0]["series"].as_u64(), summary[0]["count"].as_u64()),
+        (Some(2), Some(103))
+    );
+    assert_eq!(query(&client, "series", &[], None).await.unwrap().len(), 2);
+    let states = query(&client, "alerts", &[("rule", "registry-p95")], None)
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        (states[0]["fired"].as_u64(), states[0]["resolved"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        query(&client, "alerts", &[("firing", "true")], None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Bad queries name the filter.
+    for (filter, field) in [
+        (vec![("match", "service=registry")], "filter.name"),
+        (vec![name, ("match", "service")], "filter.match"),
+        (vec![name, ("granularity", "week")], "filter.granularity"),
+        (vec![name, ("from", "yesterday")], "filter.from"),
+        (
+            vec![name, ("from", "2026-11-02T00:00:00Z"), ("to", "2026-11-01T00:00:00Z")],
+            "filter.to",
+        ),
+    ] {
+        let (code, message) = status_of(query(&client, "metrics", &filter, None).await);
+        assert_eq!(code, Code::InvalidArgument, "{filter:?}");
+        assert!(message.starts_with(field), "{filter:?}: {message}");
+    }
+
+    // The CLI table.
+    let url = server.url();
+    let output = Command::new(crate::LEDGER)
+        .args([
+            "--server",
+            &url,
+            "metrics",
+            "query",
+            "http_request_duration_ms",
+            "-m",
+            "service=registry",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("http_request_duration_ms{service=registry}") && text.contains("2026-11-01T10:01:00Z"),
+        "{text}"
+    );
+    let output = Command::new(crate::LEDGER)
+        .args(["--server", &url, "metrics", "alerts"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(output.stdout).unwrap().contains("registry-p95"));
+    let output = Command::new(crate::LEDGER)
+        .args(["--server", &url, "metrics", "query", "x", "-m", "a=1,b=2"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--match"));
 
     server.stop().await.unwrap();
 }

@@ -69,6 +69,9 @@ enum Command {
     Anomalies(views::AnomaliesArgs),
     /// Incidents (table, or one with its timeline), or their flags.
     Incidents(views::IncidentsArgs),
+    /// Metrics rollups (per minute, hour, day), series and alerts.
+    #[command(subcommand)]
+    Metrics(views::MetricsCommand),
     /// Any projection view by name, with KEY=VALUE filters (JSON rows).
     Query(views::QueryArgs),
     /// Projection status, faults and replay.
@@ -217,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workstreams(args) => views::workstreams(&client, args, json).await,
         Command::Anomalies(args) => views::anomalies(&client, args, json).await,
         Command::Incidents(args) => views::incidents(&client, args, json).await,
+        Command::Metrics(command) => views::metrics(&client, command, json).await,
         Command::Query(args) => views::raw_query(&client, args).await,
         Command::Projections(command) => views::projections(&client, command, json).await,
         Command::Info => {

@@ -105,6 +105,57 @@ pub struct IncidentsArgs {
     at: AtArg,
 }
 
+/// `ledger metrics ...`.
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Rollups of one metric per series and window (count, sum, min, max,
+    /// last, p50/p95/p99), or merged into one summary.
+    Query {
+        /// The metric name.
+        name: String,
+        /// Label matcher, `label=value` or `label!=value` (repeatable; all
+        /// must hold).
+        #[arg(short = 'm', long = "match", value_name = "MATCHER")]
+        matchers: Vec<String>,
+        /// Window size: minute, hour or day.
+        #[arg(short, long, default_value = "minute")]
+        granularity: String,
+        /// Windows ending after this time (RFC 3339 or Unix ns).
+        #[arg(long)]
+        from: Option<String>,
+        /// Windows starting before this time (RFC 3339 or Unix ns).
+        #[arg(long)]
+        to: Option<String>,
+        /// Merge every selected window into one row (sketches merged, never
+        /// percentiles averaged).
+        #[arg(long)]
+        summary: bool,
+        #[command(flatten)]
+        at: AtArg,
+    },
+    /// The series seen, or those of one metric.
+    Series {
+        /// Only series of this metric.
+        name: Option<String>,
+        /// Only series that refused observations of another kind.
+        #[arg(long)]
+        conflicts: bool,
+        #[command(flatten)]
+        at: AtArg,
+    },
+    /// Where each alert rule stands per series.
+    Alerts {
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only firing alerts.
+        #[arg(long)]
+        firing: bool,
+        #[command(flatten)]
+        at: AtArg,
+    },
+}
+
 /// `ledger query VIEW [KEY=VALUE...]`: any view, raw.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -314,6 +365,149 @@ pub async fn incidents(client: &Client, args: IncidentsArgs, json: bool) -> anyh
     ]);
     let rows = query(client, "incidents", filter, &args.at).await?;
     print_rows(&rows, INCIDENT_COLUMNS, json)
+}
+
+const ROLLUP_COLUMNS: &[Column] = &[
+    ("SERIES", "/series"),
+    ("WINDOW", "/window"),
+    ("COUNT", "/count"),
+    ("MIN", "/min"),
+    ("P50", "/p50"),
+    ("P95", "/p95"),
+    ("P99", "/p99"),
+    ("MAX", "/max"),
+    ("LAST", "/last"),
+];
+const SUMMARY_COLUMNS: &[Column] = &[
+    ("SERIES", "/series"),
+    ("WINDOWS", "/windows"),
+    ("COUNT", "/count"),
+    ("MIN", "/min"),
+    ("P50", "/p50"),
+    ("P95", "/p95"),
+    ("P99", "/p99"),
+    ("MAX", "/max"),
+    ("SUM", "/sum"),
+];
+const SERIES_COLUMNS: &[Column] = &[
+    ("SERIES", "/series"),
+    ("KIND", "/kind"),
+    ("OBSERVATIONS", "/observations"),
+    ("FIRST", "/first"),
+    ("LAST", "/last"),
+    ("CONFLICTS", "/kind_conflicts"),
+];
+const ALERT_COLUMNS: &[Column] = &[
+    ("RULE", "/rule"),
+    ("SERIES", "/series"),
+    ("FIRING", "/firing"),
+    ("VALUE", "/value"),
+    ("WINDOW", "/window"),
+    ("FIRED", "/fired"),
+    ("RESOLVED", "/resolved"),
+];
+
+/// `name{k=v,...}`, the way people write a series.
+fn series_label(row: &Value) -> String {
+    let name = row.get("name").and_then(Value::as_str).unwrap_or("?");
+    let labels = row
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    format!("{name}{{{labels}}}")
+}
+
+/// A Unix-ns field as an RFC 3339 time (seconds), for tables.
+fn time_cell(row: &Value, field: &str) -> Value {
+    let text = row
+        .get(field)
+        .and_then(Value::as_i64)
+        .map(|ns| chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    text.map_or(Value::Null, Value::String)
+}
+
+/// Adds the table-only columns (`series`, times as text) to each row.
+fn with_display_columns(mut rows: Vec<Value>, times: &[(&str, &str)]) -> Vec<Value> {
+    for row in &mut rows {
+        let series = series_label(row);
+        let times: Vec<(String, Value)> = times
+            .iter()
+            .map(|(to, from)| (to.to_string(), time_cell(row, from)))
+            .collect();
+        if let Some(object) = row.as_object_mut() {
+            object.insert("series".to_string(), Value::String(series));
+            object.extend(times);
+        }
+    }
+    rows
+}
+
+/// `ledger metrics ...`.
+pub async fn metrics(client: &Client, command: MetricsCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        MetricsCommand::Query {
+            name,
+            matchers,
+            granularity,
+            from,
+            to,
+            summary,
+            at,
+        } => {
+            if let Some(bad) = matchers.iter().find(|m| m.contains(',')) {
+                bail!("--match {bad:?}: a matcher cannot contain ',' (give one matcher per --match)");
+            }
+            let joined = (!matchers.is_empty()).then(|| matchers.join(","));
+            let filter = filter(&[
+                ("name", Some(&name)),
+                ("match", joined.as_deref()),
+                ("granularity", Some(&granularity)),
+                ("from", from.as_deref()),
+                ("to", to.as_deref()),
+            ]);
+            if summary {
+                let rows = query(client, "metric_summary", filter, &at).await?;
+                return print_rows(&rows, SUMMARY_COLUMNS, json);
+            }
+            let rows = query(client, "metrics", filter, &at).await?;
+            if json {
+                return print_rows(&rows, ROLLUP_COLUMNS, json);
+            }
+            print_rows(
+                &with_display_columns(rows, &[("window", "start_ns")]),
+                ROLLUP_COLUMNS,
+                json,
+            )
+        }
+        MetricsCommand::Series { name, conflicts, at } => {
+            let filter = filter(&[("name", name.as_deref()), ("conflicts", conflicts.then_some("true"))]);
+            let rows = query(client, "series", filter, &at).await?;
+            if json {
+                return print_rows(&rows, SERIES_COLUMNS, json);
+            }
+            let times = [("first", "first_time_ns"), ("last", "last_time_ns")];
+            print_rows(&with_display_columns(rows, &times), SERIES_COLUMNS, json)
+        }
+        MetricsCommand::Alerts { rule, firing, at } => {
+            let filter = filter(&[("rule", rule.as_deref()), ("firing", firing.then_some("true"))]);
+            let rows = query(client, "alerts", filter, &at).await?;
+            if json {
+                return print_rows(&rows, ALERT_COLUMNS, json);
+            }
+            print_rows(
+                &with_display_columns(rows, &[("window", "window_start_ns")]),
+                ALERT_COLUMNS,
+                json,
+            )
+        }
+    }
 }
 
 /// `ledger query`.

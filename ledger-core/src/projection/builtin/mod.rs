@@ -13,6 +13,7 @@ pub use views::{Answer, AsOf};
 
 use super::{ProjectionError, ProjectionHandle, Projections};
 use incidents::Incidents;
+use metrics::Metrics;
 use subjects::Subjects;
 use tasks::Tasks;
 
@@ -25,6 +26,8 @@ pub struct Builtins {
     pub incidents: ProjectionHandle<Incidents>,
     /// The bundle index: which records belong to which subject.
     pub subjects: ProjectionHandle<Subjects>,
+    /// Metrics rollups and threshold alerts.
+    pub metrics: ProjectionHandle<Metrics>,
 }
 
 /// Every view [`Builtins::query`] answers.
@@ -39,15 +42,26 @@ pub const VIEWS: &[&str] = &[
     "incident",
     "incident_flags",
     "subjects",
+    "metrics",
+    "metric_summary",
+    "series",
+    "alerts",
 ];
 
 impl Builtins {
-    /// Registers every built-in with `engine`.
+    /// Registers every built-in with `engine`, metrics without alert rules.
     pub fn register(engine: &Projections) -> Result<Builtins, ProjectionError> {
+        Builtins::register_with(engine, Metrics::default())
+    }
+
+    /// Registers every built-in with `engine`, metrics as configured (see
+    /// [`Metrics::new`] and [`metrics::MetricsConfig`]).
+    pub fn register_with(engine: &Projections, metrics: Metrics) -> Result<Builtins, ProjectionError> {
         Ok(Builtins {
             tasks: engine.register(Tasks::default())?,
             incidents: engine.register(Incidents::default())?,
             subjects: engine.register(Subjects::default())?,
+            metrics: engine.register(metrics)?,
         })
     }
 
@@ -55,7 +69,8 @@ impl Builtins {
     pub fn query(&self, view: &str, filter: &HashMap<String, String>, as_of: AsOf) -> Result<Answer, ProjectionError> {
         let answered = views::tasks_view(self, view, filter, as_of)
             .or_else(|| views::incidents_view(self, view, filter, as_of))
-            .or_else(|| views::subjects_view(self, view, filter, as_of));
+            .or_else(|| views::subjects_view(self, view, filter, as_of))
+            .or_else(|| views::metrics_view(self, view, filter, as_of));
         if let Some(answer) = answered {
             return answer;
         }

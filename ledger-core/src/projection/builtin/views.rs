@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::Builtins;
 use super::incidents::{IncidentFilter, Incidents};
+use super::metrics::{Granularity, Matcher, Metrics};
 use super::subjects::{Selector, Subject};
 use super::tasks::{AnomalyFilter, TaskFilter, Tasks};
 use crate::projection::{Projection, ProjectionError, ProjectionHandle};
@@ -240,6 +241,105 @@ pub(crate) fn incidents_view(
     })
 }
 
+/// The views of the metrics rollups projection.
+pub(crate) fn metrics_view(
+    builtins: &Builtins,
+    view: &str,
+    values: &HashMap<String, String>,
+    as_of: AsOf,
+) -> Option<Result<Answer, ProjectionError>> {
+    const WINDOWED: &[&str] = &["name", "match", "granularity", "from", "to"];
+    let run = |allowed: &[&str], f: &ViewFn<Metrics>| {
+        let filter = Filter::new(view, values, allowed)?;
+        answer_with(&builtins.metrics, as_of, |metrics| f(metrics, &filter))
+    };
+    Some(match view {
+        "metrics" => run(WINDOWED, &|metrics, filter| {
+            let w = Window::from_filter(filter)?;
+            rows(metrics.query(&w.name, &w.matchers, w.granularity, w.from_ns, w.to_ns))
+        }),
+        "metric_summary" => run(WINDOWED, &|metrics, filter| {
+            let w = Window::from_filter(filter)?;
+            rows(metrics.summary(&w.name, &w.matchers, w.granularity, w.from_ns, w.to_ns))
+        }),
+        "series" => run(&["name", "conflicts"], &|metrics, filter| {
+            if filter.flag("conflicts")?.unwrap_or(false) {
+                let name = filter.text("name");
+                let conflicts = metrics.kind_conflicts().into_iter();
+                rows(conflicts.filter(|s| name.as_ref().is_none_or(|n| &s.name == n)))
+            } else {
+                rows(metrics.series(filter.text("name").as_deref()))
+            }
+        }),
+        "alerts" => run(&["rule", "firing"], &|metrics, filter| {
+            let firing = filter.flag("firing")?;
+            let states = metrics.alerts(filter.text("rule").as_deref()).into_iter();
+            rows(states.filter(|s| firing.is_none_or(|f| s.firing == f)))
+        }),
+        _ => return None,
+    })
+}
+
+/// What the windowed metrics views select: a metric, label matchers, a
+/// granularity and a time range.
+struct Window {
+    name: String,
+    matchers: Vec<Matcher>,
+    granularity: Granularity,
+    from_ns: i64,
+    to_ns: i64,
+}
+
+impl Window {
+    fn from_filter(filter: &Filter<'_>) -> Result<Window, ProjectionError> {
+        let name = filter.required("name")?;
+        let matchers = match filter.text("match") {
+            None => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(|part| {
+                    part.trim()
+                        .parse::<Matcher>()
+                        .map_err(|e| invalid("filter.match", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let granularity = filter.parsed("granularity")?.unwrap_or(Granularity::Minute);
+        let from_ns = time_filter(filter, "from")?.unwrap_or(i64::MIN);
+        let to_ns = time_filter(filter, "to")?.unwrap_or(i64::MAX);
+        if from_ns >= to_ns {
+            return Err(invalid("filter.to", "must be after filter.from"));
+        }
+        Ok(Window {
+            name,
+            matchers,
+            granularity,
+            from_ns,
+            to_ns,
+        })
+    }
+}
+
+/// A time given as RFC 3339 or as Unix nanoseconds.
+fn time_filter(filter: &Filter<'_>, key: &str) -> Result<Option<i64>, ProjectionError> {
+    filter
+        .text(key)
+        .map(|text| {
+            if let Ok(ns) = text.parse::<i64>() {
+                return Ok(ns);
+            }
+            DateTime::parse_from_rfc3339(&text)
+                .map_err(|e| {
+                    invalid(
+                        format!("filter.{key}"),
+                        format!("{text:?} is neither Unix nanoseconds nor an RFC 3339 time: {e}"),
+                    )
+                })
+                .map(|t| crate::event::timestamp_ns(t.with_timezone(&Utc)))
+        })
+        .transpose()
+}
+
 /// The view of the bundle index: the seqs a selector picks, as one row
 /// `{"seqs": [...]}`.
 pub(crate) fn subjects_view(
@@ -283,16 +383,7 @@ pub(crate) fn subjects_view(
                 })
                 .transpose()
         };
-        let time = |key: &str| -> Result<Option<i64>, ProjectionError> {
-            filter
-                .text(key)
-                .map(|v| {
-                    DateTime::parse_from_rfc3339(&v)
-                        .map_err(|e| invalid(format!("filter.{key}"), format!("not an RFC 3339 time: {e}")))
-                        .map(|t| crate::event::timestamp_ns(t.with_timezone(&Utc)))
-                })
-                .transpose()
-        };
+        let time = |key: &str| time_filter(&filter, key);
         let (from_seq, to_seq) = (seq("from_seq")?, seq("to_seq")?);
         if from_seq.is_some() || to_seq.is_some() {
             selector = selector.seqs_in(from_seq.unwrap_or(0)..to_seq.unwrap_or(u64::MAX));

@@ -54,7 +54,12 @@ pub struct KindConflict {
 /// A condition on one label, as in PromQL: `label=value` or `label!=value`.
 ///
 /// `!=` also matches series without the label.
+///
+/// Deserialises from `{"label": …, "op": "=" | "!=", "value": …}` or from
+/// the text form `"label=value"` / `"label!=value"` (handier in a TOML
+/// config file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "MatcherForm")]
 pub struct Matcher {
     /// Label name.
     pub label: String,
@@ -62,6 +67,34 @@ pub struct Matcher {
     pub op: MatchOp,
     /// Value compared exactly.
     pub value: String,
+}
+
+/// The forms a [`Matcher`] deserialises from.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MatcherForm {
+    Text(String),
+    #[serde(rename_all = "lowercase")]
+    Full {
+        label: String,
+        op: MatchOp,
+        value: String,
+    },
+}
+
+impl TryFrom<MatcherForm> for Matcher {
+    type Error = ConfigError;
+
+    fn try_from(form: MatcherForm) -> Result<Matcher, ConfigError> {
+        match form {
+            MatcherForm::Text(text) => text.parse(),
+            MatcherForm::Full { label, .. } if label.is_empty() => Err(ConfigError::Matcher {
+                input: String::new(),
+                reason: "the label name is empty".to_string(),
+            }),
+            MatcherForm::Full { label, op, value } => Ok(Matcher { label, op, value }),
+        }
+    }
 }
 
 /// How a [`Matcher`] compares.
@@ -217,6 +250,29 @@ pub(crate) fn window_of_key(key: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matchers_deserialise_from_text_or_fields() {
+        let parsed: Vec<Matcher> =
+            serde_json::from_str(r#"["service=api", "region!=eu", {"label": "az", "op": "!=", "value": "b"}]"#)
+                .unwrap();
+        assert_eq!(
+            parsed,
+            [
+                Matcher::eq("service", "api"),
+                Matcher::ne("region", "eu"),
+                Matcher::ne("az", "b")
+            ]
+        );
+        for bad in [
+            r#""noequals""#,
+            r#""=api""#,
+            r#"{"label": "", "op": "=", "value": "x"}"#,
+            r#"{"label": "a", "op": "~", "value": "x"}"#,
+        ] {
+            assert!(serde_json::from_str::<Matcher>(bad).is_err(), "{bad} must be refused");
+        }
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
