@@ -254,6 +254,21 @@ impl Ledger {
         }
     }
 
+    /// The public key of producer key `key_id`, revoked ones included (what
+    /// a bundle publishes for the signatures it carries).
+    pub fn producer_key_for_audit(&self, key_id: &str) -> Option<ed25519_dalek::VerifyingKey> {
+        let resolver = match self.producer_keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        resolver.and_then(|r| r.audit_key(key_id))
+    }
+
+    /// The key that signs checkpoints (and bundles).
+    pub(crate) fn signer(&self) -> &Arc<dyn Signer> {
+        &self.shared.signer
+    }
+
     fn validate(&self, request: AppendRequest) -> Result<Command> {
         let (events, expected) = prepare(request, &self.shared.config)?;
         let resolver = match self.producer_keys.read() {

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod checkpoint;
 mod commit;
 pub mod config;

@@ -19,6 +19,12 @@ use crate::event::PreparedEvent;
 pub trait ProducerKeyResolver: Send + Sync + fmt::Debug {
     /// The key for `key_id`, or `None` when unknown (or revoked).
     fn resolve(&self, key_id: &str) -> Option<VerifyingKey>;
+
+    /// The key for `key_id` as bundles publish it: also a revoked key, so
+    /// events signed before the revocation keep verifying.
+    fn audit_key(&self, key_id: &str) -> Option<VerifyingKey> {
+        self.resolve(key_id)
+    }
 }
 
 /// A fixed set of producer keys.

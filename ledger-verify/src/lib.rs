@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod hash;
 pub mod merkle;
 pub mod note;
