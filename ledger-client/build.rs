@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         proto_root.join("ledger/v1/ledger.proto"),
         proto_root.join("ledger/v1/projections.proto"),
+        proto_root.join("ledger/v1/bundles.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());

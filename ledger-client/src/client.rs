@@ -12,7 +12,9 @@ use tonic::{Code, Status, Streaming};
 
 use crate::check::check_response;
 use crate::error::{ClientError, Result};
-use crate::proto::{self, ledger_client::LedgerClient, projections_client::ProjectionsClient};
+use crate::proto::{
+    self, bundles_client::BundlesClient, ledger_client::LedgerClient, projections_client::ProjectionsClient,
+};
 
 /// Default server address.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -58,6 +60,7 @@ pub fn is_transient(status: &Status) -> bool {
 pub struct Client {
     inner: LedgerClient<Channel>,
     projections: ProjectionsClient<Channel>,
+    bundles: BundlesClient<Channel>,
     retry: RetryPolicy,
 }
 
@@ -86,7 +89,8 @@ impl Client {
             inner: LedgerClient::new(channel.clone())
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
-            projections: ProjectionsClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            projections: ProjectionsClient::new(channel.clone()).max_decoding_message_size(64 * 1024 * 1024),
+            bundles: BundlesClient::new(channel),
             retry: RetryPolicy::default(),
         }
     }
@@ -288,6 +292,32 @@ impl Client {
     /// Queries a built-in projection's view (see `projections.proto`).
     pub async fn query(&self, request: proto::QueryRequest) -> Result<proto::QueryResponse> {
         Ok(self.projections.clone().query(request).await?.into_inner())
+    }
+
+    /// Makes and stores a bundle on the server (see `bundles.proto`).
+    pub async fn create_bundle(&self, request: proto::CreateBundleRequest) -> Result<proto::CreateBundleResponse> {
+        Ok(self.bundles.clone().create(request).await?.into_inner())
+    }
+
+    /// Streams a stored bundle file into `out`; returns the bytes written.
+    pub async fn get_bundle(&self, bundle_id: &str, out: &mut (impl std::io::Write + Send)) -> Result<u64> {
+        let request = proto::GetBundleRequest {
+            bundle_id: bundle_id.to_string(),
+        };
+        let mut chunks = self.bundles.clone().get(request).await?.into_inner();
+        let mut written = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            out.write_all(&chunk.data).map_err(|e| ClientError::Io(e.to_string()))?;
+            written += chunk.data.len() as u64;
+        }
+        Ok(written)
+    }
+
+    /// The bundles stored on the server, newest first.
+    pub async fn list_bundles(&self) -> Result<Vec<proto::BundleSummary>> {
+        let response = self.bundles.clone().list(proto::ListBundlesRequest {}).await?;
+        Ok(response.into_inner().bundles)
     }
 }
 

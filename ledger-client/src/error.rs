@@ -44,6 +44,9 @@ pub enum ClientError {
     /// The append stream ended before every request was answered.
     #[error("append stream closed with {0} requests unanswered")]
     StreamClosed(usize),
+    /// Writing what the server sent failed locally.
+    #[error("writing: {0}")]
+    Io(String),
 }
 
 // Not `#[from]`: that would make the status the error's source too, and

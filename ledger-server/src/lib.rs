@@ -8,6 +8,8 @@
 #![deny(missing_docs)]
 
 mod append_stream;
+pub mod bundle_store;
+mod bundles;
 pub mod cli;
 pub mod config;
 pub mod convert;

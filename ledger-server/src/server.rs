@@ -8,7 +8,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use ledger_client::proto::{self, ledger_server::LedgerServer, projections_server::ProjectionsServer};
+use ledger_client::proto::{
+    self, bundles_server::BundlesServer, ledger_server::LedgerServer, projections_server::ProjectionsServer,
+};
 use ledger_core::projection::builtin::Builtins;
 use ledger_core::projection::builtin::metrics::Metrics;
 use ledger_core::projection::{ProjectionError, Projections};
@@ -19,6 +21,8 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::bundle_store::BundleStore;
+use crate::bundles::BundlesService;
 use crate::config::ServerConfig;
 use crate::projections::ProjectionsService;
 use crate::service::LedgerService;
@@ -133,6 +137,12 @@ pub async fn serve(
         .await
         .map_err(|e| ServerError::Task(format!("opening the projections: {e}")))??
     };
+    let bundles_service = BundlesServer::new(BundlesService::new(
+        Arc::clone(&ledger),
+        Arc::clone(&builtins),
+        BundleStore::new(config.data_dir.join("bundles")),
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
     let projections_service = ProjectionsServer::new(ProjectionsService::new(Arc::clone(&engine), builtins))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes.max(64 * 1024 * 1024));
@@ -140,6 +150,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServer<LedgerService>>().await;
     health.set_serving::<ProjectionsServer<ProjectionsService>>().await;
+    health.set_serving::<BundlesServer<BundlesService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -166,6 +177,7 @@ pub async fn serve(
         tracing::info!("shutting down: no new connections; finishing in-flight requests");
         health.set_not_serving::<LedgerServer<LedgerService>>().await;
         health.set_not_serving::<ProjectionsServer<ProjectionsService>>().await;
+        health.set_not_serving::<BundlesServer<BundlesService>>().await;
         let _ = stop_tx.send(true);
     };
     tonic::transport::Server::builder()
@@ -174,6 +186,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(ledger_service)
         .add_service(projections_service)
+        .add_service(bundles_service)
         .serve_with_incoming_shutdown(incoming(listener), signal)
         .await?;
     tokio::task::spawn_blocking(move || engine.close())

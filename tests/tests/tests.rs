@@ -6,6 +6,7 @@ const LEDGERD: &str = env!("CARGO_BIN_EXE_test-ledgerd");
 const LEDGER: &str = env!("CARGO_BIN_EXE_test-ledger");
 
 mod append;
+mod bundles;
 mod cli;
 mod crash;
 mod grpc;

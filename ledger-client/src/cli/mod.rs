@@ -6,6 +6,7 @@
 //! stderr otherwise; `--json` makes every command print machine-readable
 //! lines on stdout.
 
+mod bundle;
 mod input;
 mod output;
 mod views;
@@ -77,6 +78,9 @@ enum Command {
     /// Projection status, faults and replay.
     #[command(subcommand)]
     Projections(views::ProjectionsCommand),
+    /// Audit bundles: create (select, assemble, sign, download), get, list.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics(command) => views::metrics(&client, command, json).await,
         Command::Query(args) => views::raw_query(&client, args).await,
         Command::Projections(command) => views::projections(&client, command, json).await,
+        Command::Bundle(command) => bundle::bundle(&client, command, json).await,
         Command::Info => {
             let info = client.info().await?;
             if json {

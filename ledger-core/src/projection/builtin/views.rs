@@ -340,6 +340,62 @@ fn time_filter(filter: &Filter<'_>, key: &str) -> Result<Option<i64>, Projection
         .transpose()
 }
 
+/// The filters that select records from the bundle index.
+pub const SELECTOR_KEYS: &[&str] = &[
+    "stream",
+    "correlation",
+    "incident",
+    "workstream",
+    "from_seq",
+    "to_seq",
+    "from_time",
+    "to_time",
+];
+
+/// Builds a bundle-index [`Selector`] from `name → value` filters (the
+/// `subjects` view's and a bundle request's), naming a bad one as
+/// `<field_prefix>.<key>`.
+pub fn selector_from_filter(values: &HashMap<String, String>, field_prefix: &str) -> Result<Selector, ProjectionError> {
+    let rename = |e: ProjectionError| match e {
+        ProjectionError::InvalidQuery { field, reason } => ProjectionError::InvalidQuery {
+            field: field.replacen("filter", field_prefix, 1),
+            reason,
+        },
+        other => other,
+    };
+    let filter = Filter::new("subjects", values, SELECTOR_KEYS).map_err(rename)?;
+    let mut selector = Selector::default();
+    for (key, make) in [
+        ("stream", Subject::Stream as fn(String) -> Subject),
+        ("correlation", Subject::Correlation),
+        ("incident", Subject::Incident),
+        ("workstream", Subject::Workstream),
+    ] {
+        if let Some(value) = filter.text(key) {
+            selector = selector.with(make(value));
+        }
+    }
+    let seq = |key: &str| -> Result<Option<u64>, ProjectionError> {
+        filter
+            .text(key)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|e| invalid(format!("filter.{key}"), e.to_string()))
+            })
+            .transpose()
+    };
+    let (from_seq, to_seq) = (seq("from_seq").map_err(rename)?, seq("to_seq").map_err(rename)?);
+    if from_seq.is_some() || to_seq.is_some() {
+        selector = selector.seqs_in(from_seq.unwrap_or(0)..to_seq.unwrap_or(u64::MAX));
+    }
+    let time = |key: &str| time_filter(&filter, key).map_err(rename);
+    let (from_time, to_time) = (time("from_time")?, time("to_time")?);
+    if from_time.is_some() || to_time.is_some() {
+        selector = selector.recorded_in(from_time.unwrap_or(i64::MIN)..to_time.unwrap_or(i64::MAX));
+    }
+    Ok(selector)
+}
+
 /// The view of the bundle index: the seqs a selector picks, as one row
 /// `{"seqs": [...]}`.
 pub(crate) fn subjects_view(
@@ -351,47 +407,8 @@ pub(crate) fn subjects_view(
     if view != "subjects" {
         return None;
     }
-    let allowed = [
-        "stream",
-        "correlation",
-        "incident",
-        "workstream",
-        "from_seq",
-        "to_seq",
-        "from_time",
-        "to_time",
-    ];
     let run = || {
-        let filter = Filter::new(view, values, &allowed)?;
-        let mut selector = Selector::default();
-        for (key, make) in [
-            ("stream", Subject::Stream as fn(String) -> Subject),
-            ("correlation", Subject::Correlation),
-            ("incident", Subject::Incident),
-            ("workstream", Subject::Workstream),
-        ] {
-            if let Some(value) = filter.text(key) {
-                selector = selector.with(make(value));
-            }
-        }
-        let seq = |key: &str| -> Result<Option<u64>, ProjectionError> {
-            filter
-                .text(key)
-                .map(|v| {
-                    v.parse::<u64>()
-                        .map_err(|e| invalid(format!("filter.{key}"), e.to_string()))
-                })
-                .transpose()
-        };
-        let time = |key: &str| time_filter(&filter, key);
-        let (from_seq, to_seq) = (seq("from_seq")?, seq("to_seq")?);
-        if from_seq.is_some() || to_seq.is_some() {
-            selector = selector.seqs_in(from_seq.unwrap_or(0)..to_seq.unwrap_or(u64::MAX));
-        }
-        let (from_time, to_time) = (time("from_time")?, time("to_time")?);
-        if from_time.is_some() || to_time.is_some() {
-            selector = selector.recorded_in(from_time.unwrap_or(i64::MIN)..to_time.unwrap_or(i64::MAX));
-        }
+        let selector = selector_from_filter(values, "filter")?;
         answer_with(&builtins.subjects, as_of, |subjects| {
             rows([serde_json::json!({ "seqs": subjects.select(&selector) })])
         })
