@@ -624,7 +624,7 @@ fn load_or_create_identity(dir: &Path, config: &LedgerConfig) -> Result<LedgerId
 }
 
 /// Write to a temp file, fsync, rename over `name`, fsync the directory.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     use std::io::Write as _;
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);

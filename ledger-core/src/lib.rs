@@ -25,6 +25,7 @@ pub mod producer;
 pub mod projection;
 mod reader;
 pub mod record;
+pub mod rotation;
 pub mod sample;
 pub mod segment;
 pub mod signer;

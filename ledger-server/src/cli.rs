@@ -40,6 +40,26 @@ enum Command {
         #[arg(long, env = "LEDGER_ORIGIN", default_value = "evidence-ledger.local/dev")]
         origin: String,
     },
+    /// Manage the ledger signing key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Replace the signing key (with `ledgerd` stopped). Appends a
+    /// `ledger.key_rotated` record signed by both keys, retires the old key
+    /// to `<data>/retired-keys/` and keeps every verifier key ever used in
+    /// `<data>/ledger-keys.pub`, so bundles signed before keep verifying.
+    /// Safe to run again after a crash: it resumes.
+    Rotate {
+        /// Ledger data directory.
+        #[arg(long, env = "LEDGER_DATA", default_value = "./ledger-data")]
+        data: PathBuf,
+        /// The current key file [default: <data>/ledger.key].
+        #[arg(long, env = "LEDGER_KEY_FILE")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 /// Runs `ledgerd` on the process arguments.
@@ -53,6 +73,11 @@ pub fn main() -> anyhow::Result<()> {
         Command::Demo { data, origin } => {
             telemetry::init(LogFormat::Text);
             demo(&data, &origin)
+        }
+        Command::Keys(KeysCommand::Rotate { data, key_file }) => {
+            telemetry::init(LogFormat::Text);
+            let key_file = key_file.unwrap_or_else(|| data.join("ledger.key"));
+            crate::keys::rotate(&data, &key_file)
         }
     }
 }

@@ -13,6 +13,7 @@ mod bundles;
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod keys;
 mod limits;
 mod projections;
 pub mod server;

@@ -13,5 +13,6 @@ pub mod hash;
 pub mod merkle;
 pub mod note;
 pub mod record;
+pub mod rotation;
 
 pub use hash::{Hash, HashAlg};

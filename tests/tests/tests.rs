@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod grpc;
 mod grpc_kill;
+mod keys;
 mod producer;
 mod projections;
 mod proofs;

@@ -1,0 +1,126 @@
+//! Key rotation with the real binary: `ledgerd keys rotate` appends a
+//! rotation record signed by both keys, keeps the old verifier key
+//! published, and the ledger signs with the new key from then on; a bundle
+//! sealed before the rotation still verifies with the old key alone.
+
+use std::process::Command;
+
+use ledger_client::proto;
+use ledger_tests::server::{TestServer, server_config};
+use ledger_verify::bundle::{BundleError, VerifyOptions, verify_bundle};
+use ledger_verify::note::VerifierKey;
+use ledger_verify::rotation::{KEY_ROTATED, KEYS_STREAM, KeyRotation};
+use tokio_stream::StreamExt as _;
+
+fn incident(id: &str) -> Vec<proto::Event> {
+    ["incident.opened", "incident.resolved"]
+        .iter()
+        .map(|t| {
+            let payload = serde_json::json!({"incident_id": id, "severity": "SEV3", "title": "x", "service": "s"});
+            ledger_client::event(format!("incident/{id}"), *t, payload.to_string().into_bytes())
+        })
+        .collect()
+}
+
+async fn bundle_of(server: &TestServer, id: &str) -> anyhow::Result<Vec<u8>> {
+    let client = server.client().await?;
+    client
+        .append(proto::AppendRequest {
+            events: incident(id),
+            ..Default::default()
+        })
+        .await?;
+    let created = client
+        .create_bundle(proto::CreateBundleRequest {
+            selector: [("incident".to_string(), id.to_string())].into(),
+            ..Default::default()
+        })
+        .await?;
+    let mut bytes = Vec::new();
+    client.get_bundle(&created.bundle_id, &mut bytes).await?;
+    Ok(bytes)
+}
+
+fn rotate(dir: &std::path::Path) -> std::io::Result<std::process::Output> {
+    Command::new(crate::LEDGERD)
+        .args(["keys", "rotate", "--data"])
+        .arg(dir)
+        .output()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_keys_are_recorded_and_old_bundles_keep_verifying() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_key = ledger_tests::test_signer().unwrap().verifier_key().unwrap();
+
+    let server = TestServer::start(server_config(dir.path()).unwrap()).await.unwrap();
+    let before = bundle_of(&server, "INC-2026-0100").await.unwrap();
+    // While ledgerd runs, the directory is locked: no rotation.
+    let output = rotate(dir.path()).unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("still running"));
+    server.stop().await.unwrap();
+
+    let output = rotate(dir.path()).unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("rotation record at seq 2"), "{stdout}");
+    let history = std::fs::read_to_string(dir.path().join("ledger-keys.pub")).unwrap();
+    let keys: Vec<VerifierKey> = history.lines().map(|l| VerifierKey::parse(l).unwrap()).collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], old_key);
+    let new_key = keys[1].clone();
+    assert_ne!(new_key, old_key);
+    let current = std::fs::read_to_string(dir.path().join("ledger.key.pub")).unwrap();
+    assert_eq!(current.trim_end(), new_key.to_string());
+
+    // Restarted on the same directory: the new key signs.
+    let server = TestServer::start(server_config(dir.path()).unwrap()).await.unwrap();
+    let client = server.client().await.unwrap();
+    let checkpoint = client.checkpoint(None).await.unwrap();
+    ledger_verify::note::open_checkpoint(&checkpoint.note, std::slice::from_ref(&new_key)).unwrap();
+    assert!(ledger_verify::note::open_checkpoint(&checkpoint.note, std::slice::from_ref(&old_key)).is_err());
+
+    // The rotation record, in the log, signed by both keys.
+    let mut records = client
+        .read(proto::ReadRequest {
+            stream: KEYS_STREAM.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let record = records.next().await.unwrap().unwrap();
+    let event = record.event.unwrap();
+    assert_eq!((record.seq, event.r#type.as_str()), (2, KEY_ROTATED));
+    let rotation = KeyRotation::parse(&event.payload).unwrap();
+    assert_eq!(rotation.verify().unwrap(), (old_key.clone(), new_key.clone()));
+
+    // Old bundle: old key. New bundle: new key. Both keys: both.
+    let after = bundle_of(&server, "INC-2026-0101").await.unwrap();
+    server.stop().await.unwrap();
+    let with = |keys: &[VerifierKey], bytes: &[u8]| {
+        verify_bundle(
+            bytes,
+            VerifyOptions {
+                keys,
+                trusted_checkpoints: &[],
+            },
+        )
+    };
+    assert!(with(std::slice::from_ref(&old_key), &before).is_ok());
+    let err = with(std::slice::from_ref(&old_key), &after).unwrap_err();
+    assert!(matches!(err, BundleError::Checkpoint(_)), "{err}");
+    assert!(with(std::slice::from_ref(&new_key), &after).is_ok());
+    assert!(with(&keys, &before).is_ok() && with(&keys, &after).is_ok());
+
+    // Running it again rotates again (a new key), recorded the same way.
+    let output = rotate(dir.path()).unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let history = std::fs::read_to_string(dir.path().join("ledger-keys.pub")).unwrap();
+    assert_eq!(history.lines().count(), 3);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("retired-keys")).unwrap().count(),
+        4,
+        "two keys, two .pub"
+    );
+}
