@@ -12,8 +12,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use ed25519_dalek::SigningKey;
 use ledger_verify::bundle::{Bundle, BundleError, Verified, VerifyOptions, parse_bundle, verify_bundle};
-use ledger_verify::note::{VerifierKey, open_checkpoint};
+use ledger_verify::note::{Checkpoint, VerifierKey, open_checkpoint, sign_note};
 use ledger_verify::proof_json::{ConsistencyProofJson, InclusionProofJson, Leaf};
 use ledger_verify::{Hash, HashAlg};
 
@@ -226,6 +227,29 @@ fn consistency_proofs_are_checked_only_against_trusted_checkpoints() {
             .consistency_proofs,
         1
     );
+}
+
+#[test]
+fn the_empty_tree_needs_no_consistency_proof() {
+    // The ledger's size-0 checkpoint (its key's seed is published in
+    // FORMAT.md §12.6): every tree extends it.
+    let bundle = parse_bundle(&read("good.bundle.json")).unwrap();
+    let keys = [ledger_key()];
+    let current = open_checkpoint(&bundle.checkpoint, &keys).unwrap();
+    let empty = Checkpoint {
+        size: 0,
+        root: HashAlg::Blake3.empty_root(),
+        ..current
+    };
+    let seed = ledger_verify::hash::blake3(b"evidence-ledger bundle fixture ledger key");
+    let note = sign_note(&empty.to_note_body(), &keys[0].name, &SigningKey::from_bytes(&seed)).unwrap();
+    let trusted = [note];
+    let options = VerifyOptions {
+        keys: &keys,
+        trusted_checkpoints: &trusted,
+    };
+    let verified = verify_bundle(&read("good.bundle.json"), options).unwrap();
+    assert_eq!(verified.consistency_proofs, 1);
 }
 
 #[test]
