@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod hash;
 pub mod merkle;
 pub mod note;
+pub mod proof_json;
 pub mod record;
 pub mod rotation;
 

@@ -68,6 +68,9 @@ pub struct Manifest {
     /// The Merkle tree hash: `blake3` or `sha256`.
     pub hash_alg: String,
     /// The selector used, as `name → value` (e.g. `incident → INC-2026-0042`).
+    /// A name given twice is refused: which value was signed would depend
+    /// on the JSON library.
+    #[serde(deserialize_with = "unique_keys")]
     pub selector: BTreeMap<String, String>,
     /// Number of records.
     pub record_count: u64,
@@ -138,6 +141,31 @@ pub struct ManifestSignature {
     pub key_id: String,
     /// Base64 of the 64-byte ed25519 signature over [`signature_message`].
     pub signature: String,
+}
+
+/// Deserializes a JSON object into a map, refusing duplicate keys (serde's
+/// own map impl keeps the last one silently).
+fn unique_keys<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of strings")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut map = BTreeMap::new();
+            while let Some((key, value)) = access.next_entry::<String, String>()? {
+                if map.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!("duplicate selector key {key:?}")));
+                }
+                map.insert(key, value);
+            }
+            Ok(map)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
 }
 
 /// A bundle field that does not decode, named by its JSON path.
