@@ -11,10 +11,8 @@ use crate::server::load_or_create_key;
 use crate::{ServeArgs, ServerConfig, telemetry};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ledger_core::Signer;
 use ledger_core::signer::public_key_path;
-use ledger_core::{AppendRequest, Event, Ledger, LedgerConfig, Signer};
-use ledger_verify::merkle::verify_inclusion;
-use ledger_verify::note::open_checkpoint;
 
 #[derive(Debug, Parser)]
 #[command(name = "ledgerd", version, about = "Evidence ledger daemon")]
@@ -29,12 +27,16 @@ enum Command {
     /// On first start, creates the ledger and a development signing key.
     /// Stops gracefully on SIGTERM or Ctrl-C.
     Serve(ServeArgs),
-    /// Append a realistic set of evidence to a ledger, then prove and verify
-    /// one record against a signed checkpoint. Safe to run repeatedly: the
-    /// event ids are fixed, so a second run is deduplicated, not duplicated.
+    /// The five-minute tour: starts ledgerd in this process on a loopback
+    /// port, streams a realistic evidence set, shows the task board, the
+    /// incident record and a metrics rollup, makes an audit bundle for the
+    /// incident, verifies it offline, then tampers with a copy and shows the
+    /// verifier naming the broken record. Safe to run again: event ids are
+    /// fixed, so a second run deduplicates instead of adding.
     Demo {
-        /// Ledger data directory (created with a development key if new).
-        #[arg(long, env = "LEDGER_DATA", default_value = "./ledger-data")]
+        /// Ledger data directory (created with a development key if new);
+        /// the bundles are written here too.
+        #[arg(long, default_value = "./ledger-demo")]
         data: PathBuf,
         /// Checkpoint origin for a new ledger.
         #[arg(long, env = "LEDGER_ORIGIN", default_value = "evidence-ledger.local/dev")]
@@ -71,7 +73,7 @@ pub fn main() -> anyhow::Result<()> {
             serve(config)
         }
         Command::Demo { data, origin } => {
-            telemetry::init(LogFormat::Text);
+            telemetry::init_with_default(LogFormat::Text, "warn");
             demo(&data, &origin)
         }
         Command::Keys(KeysCommand::Rotate { data, key_file }) => {
@@ -134,111 +136,40 @@ async fn shutdown_signal() {
     }
 }
 
-/// Fixed, distinct ids so reruns are idempotent retries.
-fn demo_id(n: u128) -> uuid::Uuid {
-    uuid::Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_0000 | n)
-}
-
-fn demo_events() -> Vec<AppendRequest> {
-    let event = |n: u128, stream: &str, event_type: &str, payload: serde_json::Value| {
-        let mut event = Event::json(stream, event_type, payload.to_string());
-        event.id = demo_id(n);
-        event.occurred_at = chrono_free_time(n);
-        event.metadata.correlation_id = "CUST-WP-0051".to_string();
-        event.metadata.extra.insert("hub".to_string(), "ops-hub".to_string());
-        event
-    };
-    vec![
-        AppendRequest::new(vec![
-            event(
-                1,
-                "service/registry",
-                "ops.endpoint_verified",
-                serde_json::json!({
-                "endpoint": "https://registry.example/v2/", "expected_status": 401,
-                "observed_header": "Docker-Distribution-Api-Version: registry/2.0"}),
-            ),
-            event(
-                2,
-                "service/registry",
-                "ops.backup_verified",
-                serde_json::json!({
-                "backup": "registry-2026-11-23", "bytes": 73_400_320, "checksum_ok": true}),
-            ),
-        ]),
-        AppendRequest::new(vec![event(
-            3,
-            "task/CUST-WP-0051-T03",
-            "task.status_changed",
-            serde_json::json!({
-            "from": "progress", "to": "done", "evidence": ["service/registry#1"]}),
-        )]),
-        AppendRequest::new(vec![event(
-            4,
-            "incident/INC-2026-0042",
-            "incident.opened",
-            serde_json::json!({
-            "severity": "SEV2", "service": "registry", "title": "push latency above SLO"}),
-        )]),
-    ]
-}
-
-/// Demo times: fixed, so reruns send byte-identical events.
-fn chrono_free_time(n: u128) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(1_795_392_000 + n as i64 * 60, 0).unwrap_or_default()
-}
-
+/// The tour (`ledger_client::cli::demo`) against a server started in this
+/// process on a loopback port, on the data directory `data`.
 fn demo(data: &Path, origin: &str) -> anyhow::Result<()> {
-    let key_file = data.join("ledger.key");
-    let signer = dev_key(&key_file, origin)?;
-    let config = LedgerConfig {
-        origin: origin.to_string(),
-        ..LedgerConfig::default()
-    };
-    let ledger = Ledger::open(data, config, signer)?;
-    println!(
-        "ledger {} at {} holds {} records",
-        ledger.identity().ledger_id,
-        data.display(),
-        ledger.len()
-    );
-    let mut proved = None;
-    for request in demo_events() {
-        let outcome = ledger.append(request)?;
-        for receipt in &outcome.receipts {
-            println!(
-                "{} seq {:>4}  version {:>3}  record {}  {}",
-                if outcome.deduplicated { "dedup " } else { "append" },
-                receipt.seq,
-                receipt.stream_version,
-                &hex::encode(receipt.record_hash)[..16],
-                receipt.event_id
-            );
+    let mut config = ServerConfig::new(data);
+    config.ledger.origin = origin.to_string();
+    dev_key(&config.key_file, origin)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ledgerd-demo")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port")?;
+        let url = format!("http://{}", listener.local_addr().context("no local address")?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        println!("ledgerd (in-process) serving {url} on {}", data.display());
+        let outcome = async {
+            let client = ledger_client::Client::connect(&url).await?;
+            ledger_client::cli::demo::run(&client, data).await
         }
-        proved.get_or_insert(outcome.receipts[0]);
-    }
-    let checkpoint = ledger.checkpoint();
-    println!("\nsigned checkpoint:\n{}", checkpoint.note);
-    let key = ledger.verifier_key()?;
-    let verified = open_checkpoint(&checkpoint.note, std::slice::from_ref(&key))?;
-    let receipt = proved.context("no receipt")?;
-    let proof = ledger.inclusion_proof(receipt.seq, verified.size)?;
-    let leaf = ledger.identity().tree_hash.leaf_hash(&receipt.record_hash);
-    verify_inclusion(
-        ledger.identity().tree_hash,
-        receipt.seq,
-        verified.size,
-        &leaf,
-        &proof,
-        &verified.root,
-    )?;
-    println!(
-        "verified: record seq {} is in the signed tree of size {} ({} proof hashes), key {}",
-        receipt.seq,
-        verified.size,
-        proof.len(),
-        key
-    );
-    ledger.close()?;
-    Ok(())
+        .await;
+        let _ = stop.send(());
+        server.await.context("the server task failed")??;
+        outcome?;
+        println!(
+            "\nThe data stays in {}: `ledgerd serve --data {}` serves it; the `ledger` CLI talks to it.",
+            data.display(),
+            data.display()
+        );
+        anyhow::Ok(())
+    })
 }

@@ -9,6 +9,7 @@ mod append;
 mod bundles;
 mod cli;
 mod crash;
+mod demo;
 mod grpc;
 mod grpc_kill;
 mod keys;

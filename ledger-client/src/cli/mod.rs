@@ -7,6 +7,7 @@
 //! lines on stdout.
 
 mod bundle;
+pub mod demo;
 mod input;
 mod output;
 mod views;
@@ -78,6 +79,14 @@ enum Command {
     /// Projection status, faults and replay.
     #[command(subcommand)]
     Projections(views::ProjectionsCommand),
+    /// The five-minute tour against this server: evidence, task board,
+    /// incident, metrics, a bundle verified offline and a tampered copy
+    /// refused (`ledgerd demo` runs it on an in-process server).
+    Demo {
+        /// Where to write the bundles and the verifier key.
+        #[arg(long, default_value = "ledger-demo-out")]
+        out: std::path::PathBuf,
+    },
     /// Audit bundles: create (select, assemble, sign, download), get, list.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -228,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => views::raw_query(&client, args).await,
         Command::Projections(command) => views::projections(&client, command, json).await,
         Command::Bundle(command) => bundle::bundle(&client, command, json).await,
+        Command::Demo { out } => demo::run(&client, &out).await,
         Command::Info => {
             let info = client.info().await?;
             if json {

@@ -221,8 +221,17 @@ async fn query(client: &Client, view: &str, filter: HashMap<String, String>, at:
         .collect()
 }
 
+/// The live rows of `view` with `filter`.
+pub(super) async fn query_rows(
+    client: &Client,
+    view: &str,
+    filter: HashMap<String, String>,
+) -> anyhow::Result<Vec<Value>> {
+    query(client, view, filter, &AtArg::default()).await
+}
+
 /// One column of a table: header and where in the row its value is.
-type Column = (&'static str, &'static str);
+pub(super) type Column = (&'static str, &'static str);
 
 fn cell(row: &Value, pointer: &str) -> String {
     match row.pointer(pointer) {
@@ -233,7 +242,7 @@ fn cell(row: &Value, pointer: &str) -> String {
     }
 }
 
-fn print_rows(rows: &[Value], columns: &[Column], json: bool) -> anyhow::Result<()> {
+pub(super) fn print_rows(rows: &[Value], columns: &[Column], json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         for row in rows {
@@ -278,7 +287,7 @@ fn print_rows(rows: &[Value], columns: &[Column], json: bool) -> anyhow::Result<
     Ok(())
 }
 
-const TASK_COLUMNS: &[Column] = &[
+pub(super) const TASK_COLUMNS: &[Column] = &[
     ("TASK", "/id"),
     ("STATUS", "/status"),
     ("PRIO", "/priority"),
@@ -287,7 +296,7 @@ const TASK_COLUMNS: &[Column] = &[
     ("EVIDENCE", "/evidence"),
     ("TITLE", "/title"),
 ];
-const WORKSTREAM_COLUMNS: &[Column] = &[
+pub(super) const WORKSTREAM_COLUMNS: &[Column] = &[
     ("WORKSTREAM", "/workstream/id"),
     ("STATUS", "/workstream/status"),
     ("ANOMALIES", "/n_anomalies"),
