@@ -28,7 +28,10 @@
 //!    checking that it reproduces the caught-up state's digest.
 //!
 //! The log is appended with `unsafe_no_sync` (filling is not what is
-//! measured; the bytes are the same).
+//! measured; the bytes are the same). `--keep-logs DIR` keeps each size's
+//! ledger in `DIR/<N>` and reuses it on the next run (the open scan still
+//! verifies it), so that runs compare on the very same log; `--no-singles`
+//! skips phase 4.
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
@@ -88,6 +91,7 @@ struct Single {
 fn main() -> AnyResult<()> {
     let mut sizes = Vec::new();
     let mut quick = false;
+    let mut options = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -98,6 +102,14 @@ fn main() -> AnyResult<()> {
                     .ok_or_else(|| io::Error::other("--records needs a positive number"))?,
             ),
             "--quick" => quick = true,
+            "--no-singles" => options.no_singles = true,
+            "--keep-logs" => {
+                options.keep_logs = Some(
+                    args.next()
+                        .map(PathBuf::from)
+                        .ok_or_else(|| io::Error::other("--keep-logs needs a directory"))?,
+                );
+            }
             other => return Err(io::Error::other(format!("unknown argument {other:?}")).into()),
         }
     }
@@ -112,16 +124,30 @@ fn main() -> AnyResult<()> {
     let mut reports = Vec::new();
     for &records in &sizes {
         eprintln!("{records} records: filling…");
-        reports.push(run_size(records)?);
+        reports.push(run_size(records, &options)?);
     }
     print_reports(&reports);
     Ok(())
 }
 
-fn run_size(records: u64) -> AnyResult<SizeReport> {
+/// Command-line switches besides the sizes.
+#[derive(Debug, Default)]
+struct Options {
+    keep_logs: Option<PathBuf>,
+    no_singles: bool,
+}
+
+fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
     let dir = bench_dir()?;
-    let ledger_dir = dir.path().join("ledger");
-    let fill = fill_ledger(&ledger_dir, records)?;
+    let ledger_dir = match &options.keep_logs {
+        Some(keep) => keep.join(records.to_string()),
+        None => dir.path().join("ledger"),
+    };
+    let fill = if ledger_dir.join("log").exists() {
+        Duration::ZERO
+    } else {
+        fill_ledger(&ledger_dir, records)?
+    };
     let log_dir = ledger_dir.join("log");
     let log_bytes = dir_bytes(&log_dir)?;
 
@@ -172,12 +198,16 @@ fn run_size(records: u64) -> AnyResult<SizeReport> {
     ];
 
     eprintln!("{records} records: replaying each projection…");
-    let singles = vec![
-        replay_one(&builtins.tasks, &digests[0])?,
-        replay_one(&builtins.incidents, &digests[1])?,
-        replay_one(&builtins.subjects, &digests[2])?,
-        replay_one(&metrics, &digests[3])?,
-    ];
+    let singles = if options.no_singles {
+        Vec::new()
+    } else {
+        vec![
+            replay_one(&builtins.tasks, &digests[0])?,
+            replay_one(&builtins.incidents, &digests[1])?,
+            replay_one(&builtins.subjects, &digests[2])?,
+            replay_one(&metrics, &digests[3])?,
+        ]
+    };
     drop((builtins, metrics, engine));
     let store_bytes = dir_bytes(&proj_dir)?;
     if let Ok(ledger) = Arc::try_unwrap(ledger) {
@@ -419,11 +449,15 @@ fn print_reports(reports: &[SizeReport]) {
     println!("|---:|---:|---:|---:|---:|---:|");
     for r in reports {
         let hwm = r.hwm_kib.map_or("n/a".to_string(), |k| mib(k * 1024));
+        let fill = if r.fill.is_zero() {
+            "reused".to_string()
+        } else {
+            format!("{:.1} s", r.fill.as_secs_f64())
+        };
         println!(
-            "| {} | {} | {:.1} s | {} | {} / {} | {} |",
+            "| {} | {} | {fill} | {} | {} / {} | {} |",
             r.records,
             mib(r.log_bytes),
-            r.fill.as_secs_f64(),
             mib(r.rss_before_kib * 1024),
             mib(r.rss_peak_sampled_kib * 1024),
             hwm,
