@@ -16,7 +16,10 @@
 //! `meta` on generation g; stray generations are dropped on open.
 //!
 //! Appends never wait on projections: the engine runs on its own thread and
-//! reports its lag.
+//! reports its lag. Far behind the log (after open, a version bump, a new
+//! projection) it catches up in rounds, every projection folding on a
+//! thread of its own from one reader (`pipeline`) and flushing once per
+//! round; within a chunk of the log it folds chunk by chunk.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1234,7 +1237,7 @@ mod tests {
 
         let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
         let builtins = Builtins::register(&engine).unwrap();
-        let metrics = engine.register(Metrics::default()).unwrap();
+        let metrics = &builtins.metrics;
         assert!(builtins.tasks.wait_applied(len, WAIT));
         assert!(builtins.incidents.wait_applied(len, WAIT));
         assert!(builtins.subjects.wait_applied(len, WAIT));
