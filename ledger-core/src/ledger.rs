@@ -31,7 +31,7 @@ use crate::event::{AppendRequest, prepare, timestamp_ns};
 use crate::ids::IdMap;
 use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
-use crate::reader::{read_one, read_range};
+use crate::reader::{read_one, read_range, scan_chunks};
 use crate::record::Record;
 use crate::segment::file::sync_dir;
 use crate::segment::index::LogIndex;
@@ -375,6 +375,22 @@ impl Ledger {
     /// Up to `limit` records from `from`.
     pub fn read_range(&self, from: u64, limit: usize) -> Result<Vec<Record>> {
         read_range(&self.shared.log, from, limit, self.len())
+    }
+
+    /// Reads records `from..end` (`end` capped at the committed length) in
+    /// order, handing them to `each_chunk` at most `chunk_records` at a
+    /// time, until it returns `false`. The sequential reader projections
+    /// fold from: one pass per segment, and record hashes taken from the
+    /// verified chain instead of recomputed (see `reader::scan_chunks`).
+    pub fn scan_chunks(
+        &self,
+        from: u64,
+        end: u64,
+        chunk_records: usize,
+        each_chunk: &mut dyn FnMut(Vec<Record>) -> bool,
+    ) -> Result<()> {
+        let end = end.min(self.len());
+        scan_chunks(&self.shared.log, from, end, chunk_records, each_chunk)
     }
 
     /// The record of an event id, if any.

@@ -38,6 +38,24 @@ impl Record {
         }
     }
 
+    /// [`Record::from_parts`] with the record hash already known (see
+    /// `reader::scan_chunks`, which takes it from the next record's chain
+    /// link instead of hashing).
+    pub(crate) fn from_parts_with_hash(
+        header: RecordHeader,
+        canonical: Vec<u8>,
+        payload: Vec<u8>,
+        record_hash: Hash,
+    ) -> Record {
+        debug_assert_eq!(record_hash, ledger_verify::record::record_hash(&canonical));
+        Record {
+            header,
+            canonical,
+            payload,
+            record_hash,
+        }
+    }
+
     /// Global position: also the Merkle leaf index.
     pub fn seq(&self) -> u64 {
         self.header.seq

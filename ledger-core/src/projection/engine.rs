@@ -16,7 +16,10 @@
 //! `meta` on generation g; stray generations are dropped on open.
 //!
 //! Appends never wait on projections: the engine runs on its own thread and
-//! reports its lag.
+//! reports its lag. Far behind the log (after open, a version bump, a new
+//! projection) it catches up in rounds, every projection folding on a
+//! thread of its own from one reader (`pipeline`) and flushing once per
+//! round; within a chunk of the log it folds chunk by chunk.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,16 +30,25 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::pipeline::{CHUNK_RECORDS, SendFold, fold_range};
 use super::{Changes, Effects, Fault, Projection};
 use crate::error::LedgerError;
 use crate::event::{AppendRequest, timestamp_ns};
 use crate::ledger::Ledger;
 use crate::record::Record;
 
-/// Records read from the log per fold step.
-const CHUNK: usize = 2_048;
-/// Records folded between flushes while catching up.
+/// Records read from the log per fold step while following it live.
+const CHUNK: usize = CHUNK_RECORDS;
+/// Records folded between flushes while following the log and replaying.
 const FLUSH_RECORDS: u64 = 65_536;
+/// Further behind the log than this, the engine catches up in rounds:
+/// every projection folds on a thread of its own while the log is read
+/// (see `pipeline`), and flushes once per round.
+const CATCH_UP_LAG: u64 = CHUNK as u64;
+/// Records folded per catch-up round, between flushes. State is in memory
+/// anyway; a bigger round writes a row changed many times once, and a crash
+/// only loses the round's folding, redone from the stored position.
+const CATCH_UP_ROUND: u64 = 262_144;
 /// Longest a folded record stays unpersisted while the log is live.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 /// How often an idle engine looks for a stop request.
@@ -495,10 +507,12 @@ fn fold_to_end<P: Projection>(
         if next.applied >= len {
             return Ok(());
         }
-        let records = ledger.read_range(next.applied, CHUNK)?;
-        fold_into(state, next, &records, &mut effects);
-        effects.take();
-        after_chunk(state, next, len)?;
+        // The log is read on another thread while this one folds.
+        fold_range(ledger, next.applied, len, Vec::new(), &mut |records| {
+            fold_into(state, next, records, &mut effects);
+            effects.take();
+            after_chunk(state, next, len)
+        })?;
     }
 }
 
@@ -619,19 +633,14 @@ impl<P: Projection> ProjectionHandle<P> {
 /// Folds a scratch instance over records `0..end`.
 fn fold_scratch<P: Projection>(ledger: &Ledger, mut state: P, end: u64) -> Result<P> {
     let mut effects = Effects::default();
-    let mut seq = 0;
-    while seq < end {
-        let records = ledger.read_range(seq, CHUNK.min((end - seq) as usize))?;
-        if records.is_empty() {
-            break;
-        }
-        for record in &records {
+    fold_range(ledger, 0, end, Vec::new(), &mut |records| {
+        for record in records {
             // Faults are the live engine's to list; a scratch fold skips them.
             let _ = state.apply(record, &mut effects);
             effects.take();
         }
-        seq += records.len() as u64;
-    }
+        Ok(())
+    })?;
     Ok(state)
 }
 
@@ -896,7 +905,13 @@ fn run(inner: &Inner) {
             inner.ledger.wait_len_beyond(len, IDLE_WAIT);
             continue;
         }
-        let records = match inner.ledger.read_range(from, CHUNK) {
+        if len - from > CATCH_UP_LAG {
+            let events = catch_up_round(inner, &slots, from, len.min(from + CATCH_UP_ROUND));
+            append_effects(inner, events);
+            last_flush = Instant::now();
+            continue;
+        }
+        let records = match read_chunk(&inner.ledger, from, len) {
             Ok(records) => records,
             Err(err) => {
                 tracing::error!(error = %err, from, "projections cannot read the log; retrying");
@@ -909,17 +924,7 @@ fn run(inner: &Inner) {
                 tracing::error!(projection = slot.name(), error = %err, "fold failed");
             }
         }
-        // Ids are derived from the records that caused them, so a
-        // re-emission after a restart is deduplicated by the ledger. One
-        // event per append: a batch mixing already-logged and new events
-        // would be refused whole (a partial duplicate), and chunk
-        // boundaries differ between runs.
-        for event in effects.take() {
-            let id = event.id;
-            if let Err(err) = inner.ledger.append(AppendRequest::new(vec![event])) {
-                tracing::warn!(error = %err, event_id = %id, "appending projection output failed");
-            }
-        }
+        append_effects(inner, effects.take());
         if last_flush.elapsed() >= FLUSH_INTERVAL || slots.iter().any(|s| s.unflushed() >= FLUSH_RECORDS) {
             flush_all(&slots);
             last_flush = Instant::now();
@@ -929,6 +934,58 @@ fn run(inner: &Inner) {
         flush_all(&slots);
     }
     inner.stopped.store(true, Ordering::Release);
+}
+
+/// Appends what the folds emitted. Ids are derived from the records that
+/// caused them, so a re-emission after a restart is deduplicated by the
+/// ledger. One event per append: a batch mixing already-logged and new
+/// events would be refused whole (a partial duplicate), and chunk
+/// boundaries differ between runs.
+fn append_effects(inner: &Inner, events: Vec<crate::event::Event>) {
+    for event in events {
+        let id = event.id;
+        if let Err(err) = inner.ledger.append(AppendRequest::new(vec![event])) {
+            tracing::warn!(error = %err, event_id = %id, "appending projection output failed");
+        }
+    }
+}
+
+/// Up to [`CHUNK`] records from `from`, by the sequential reader.
+fn read_chunk(ledger: &Ledger, from: u64, len: u64) -> Result<Vec<Record>, LedgerError> {
+    let mut records = Vec::new();
+    ledger.scan_chunks(from, len.min(from + CHUNK as u64), CHUNK, &mut |chunk| {
+        records = chunk;
+        false
+    })?;
+    Ok(records)
+}
+
+/// One catch-up round: folds records `from..end` into every slot, each on
+/// a thread of its own fed by one reader (see `pipeline`), each slot
+/// flushing once it has applied the round. Returns the events emitted, in
+/// slot order (as the chunk-by-chunk loop appends them).
+fn catch_up_round(inner: &Inner, slots: &[Arc<dyn ErasedSlot>], from: u64, end: u64) -> Vec<crate::event::Event> {
+    let mut effects: Vec<Effects> = slots.iter().map(|_| Effects::default()).collect();
+    let mut folds = slots.iter().zip(effects.iter_mut()).map(|(slot, effects)| {
+        move |records: &[Record]| -> Result<()> {
+            let folded = slot
+                .fold(records, effects)
+                .and_then(|()| if slot.applied() >= end { slot.flush() } else { Ok(()) });
+            if let Err(err) = &folded {
+                tracing::error!(projection = slot.name(), error = %err, "catch-up fold failed");
+            }
+            folded
+        }
+    });
+    let Some(mut here) = folds.next() else {
+        return Vec::new();
+    };
+    let others: Vec<SendFold<'_>> = folds.map(|fold| Box::new(fold) as SendFold<'_>).collect();
+    if let Err(err) = fold_range(&inner.ledger, from, end, others, &mut here) {
+        tracing::error!(error = %err, from, end, "projection catch-up round failed; retrying");
+        std::thread::sleep(IDLE_WAIT);
+    }
+    effects.iter_mut().flat_map(Effects::take).collect()
 }
 
 fn flush_all(slots: &[Arc<dyn ErasedSlot>]) {
@@ -1132,6 +1189,75 @@ mod tests {
         assert_eq!(counts.status().unwrap().generation, 2);
         assert!(counts.wait_applied(ledger.len(), WAIT));
         assert_eq!(counts.digest().unwrap().digest, before.digest);
+    }
+
+    /// The parallel catch-up and the pipelined replay must reach the state
+    /// a plain fold of `read_range`, record by record, reaches: same
+    /// digest, for every built-in, across chunk and segment boundaries.
+    #[test]
+    fn built_ins_caught_up_in_parallel_match_a_plain_sequential_fold() {
+        use crate::projection::builtin::Builtins;
+        use crate::projection::builtin::incidents::Incidents;
+        use crate::projection::builtin::metrics::Metrics;
+        use crate::projection::builtin::subjects::Subjects;
+        use crate::projection::builtin::tasks::Tasks;
+
+        fn plain<P: Projection>(ledger: &Ledger, mut state: P) -> String {
+            let mut effects = Effects::default();
+            let mut seq = 0;
+            while seq < ledger.len() {
+                for record in ledger.read_range(seq, 1000).unwrap() {
+                    let _ = state.apply(&record, &mut effects);
+                    seq += 1;
+                }
+            }
+            scratch_digest(&mut state, seq).unwrap().digest
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Arc::new(LocalKeySigner::from_seed("test.example/ledger", [9; 32]).unwrap());
+        let config = LedgerConfig {
+            origin: "test.example/ledger".to_string(),
+            segment_max_bytes: 1024 * 1024,
+            ..LedgerConfig::default()
+        };
+        let ledger = Arc::new(Ledger::open(dir.path().join("ledger"), config, signer).unwrap());
+        let mut source = crate::sample::SampleEvidence::new(5);
+        for _ in 0..12 {
+            ledger.append(AppendRequest::new(source.take_events(1000))).unwrap();
+        }
+        let len = ledger.len();
+        assert!(len > CATCH_UP_LAG + CHUNK as u64, "the engine must catch up in rounds");
+        let expected = [
+            plain(&ledger, Tasks::default()),
+            plain(&ledger, Incidents::default()),
+            plain(&ledger, Subjects::default()),
+            plain(&ledger, Metrics::default()),
+        ];
+
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let builtins = Builtins::register(&engine).unwrap();
+        let metrics = &builtins.metrics;
+        assert!(builtins.tasks.wait_applied(len, WAIT));
+        assert!(builtins.incidents.wait_applied(len, WAIT));
+        assert!(builtins.subjects.wait_applied(len, WAIT));
+        assert!(metrics.wait_applied(len, WAIT));
+        let caught_up = [
+            builtins.tasks.digest().unwrap().digest,
+            builtins.incidents.digest().unwrap().digest,
+            builtins.subjects.digest().unwrap().digest,
+            metrics.digest().unwrap().digest,
+        ];
+        assert_eq!(caught_up, expected);
+        let replayed = [
+            builtins.tasks.replay(0, |_| {}).unwrap().digest.digest,
+            builtins.incidents.replay(0, |_| {}).unwrap().digest.digest,
+            builtins.subjects.replay(0, |_| {}).unwrap().digest.digest,
+            metrics.replay(0, |_| {}).unwrap().digest.digest,
+        ];
+        assert_eq!(replayed, expected);
+        let mut scratch = metrics.at_seq(len - 1).unwrap();
+        assert_eq!(scratch_digest(&mut scratch, len).unwrap().digest, expected[3]);
     }
 
     #[test]

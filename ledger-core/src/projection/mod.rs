@@ -23,6 +23,7 @@
 
 pub mod builtin;
 pub mod engine;
+mod pipeline;
 pub mod table;
 
 pub use engine::{

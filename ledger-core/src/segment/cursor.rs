@@ -21,6 +21,17 @@ pub struct RawFrame {
     pub body: Vec<u8>,
 }
 
+/// One frame read from a segment, its body borrowed from the cursor.
+#[derive(Debug)]
+pub struct FrameRef<'a> {
+    /// Byte offset of the frame in its segment.
+    pub offset: u64,
+    /// Frame flags.
+    pub flags: u8,
+    /// The body: canonical length, canonical bytes, payload.
+    pub body: &'a [u8],
+}
+
 /// Why the next frame could not be read.
 #[derive(Debug)]
 pub enum FrameProblem {
@@ -83,6 +94,16 @@ impl<'a> SegmentCursor<'a> {
 
     /// The next frame, `Ok(None)` exactly at `end`.
     pub fn next_frame(&mut self) -> Result<Option<RawFrame>, FrameProblem> {
+        Ok(self.next_frame_ref()?.map(|frame| RawFrame {
+            offset: frame.offset,
+            flags: frame.flags,
+            body: frame.body.to_vec(),
+        }))
+    }
+
+    /// The next frame with its body borrowed from the cursor's buffer (no
+    /// copy), `Ok(None)` exactly at `end`: for sequential scans.
+    pub fn next_frame_ref(&mut self) -> Result<Option<FrameRef<'_>>, FrameProblem> {
         let offset = self.offset;
         if offset == self.end {
             return Ok(None);
@@ -101,7 +122,8 @@ impl<'a> SegmentCursor<'a> {
             });
         }
         let body_start = offset + FRAME_HEADER_LEN as u64;
-        let Some(body) = self.bytes(body_start, header.body_len as usize)? else {
+        let body_len = header.body_len as usize;
+        let Some(body) = self.bytes(body_start, body_len)? else {
             return Err(FrameProblem::Incomplete { offset });
         };
         if !header.crc_matches(body) {
@@ -111,12 +133,13 @@ impl<'a> SegmentCursor<'a> {
                 ends_at_eof: frame_end == self.end,
             });
         }
-        let body = body.to_vec();
         self.offset = body_start + u64::from(header.body_len);
-        Ok(Some(RawFrame {
+        // `bytes` left the body in the buffer.
+        let start = (body_start - self.buf_start) as usize;
+        Ok(Some(FrameRef {
             offset,
             flags: header.flags,
-            body,
+            body: &self.buf[start..start + body_len],
         }))
     }
 
