@@ -8,6 +8,7 @@ const LEDGER: &str = env!("CARGO_BIN_EXE_test-ledger");
 mod append;
 mod cli;
 mod crash;
+mod digest_vector;
 mod grpc;
 mod grpc_kill;
 mod producer;
