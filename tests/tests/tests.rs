@@ -15,3 +15,4 @@ mod producer;
 mod projections;
 mod proofs;
 mod recovery;
+mod replay_determinism;
