@@ -16,3 +16,4 @@ mod projections;
 mod proofs;
 mod recovery;
 mod replay_determinism;
+mod replay_kill;
