@@ -542,12 +542,30 @@ fn lock_dir(dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
-    file.try_lock().map_err(|_| LedgerError::BadLedgerDir {
-        path: dir.to_path_buf(),
-        reason: "another process has this ledger open (LOCK is held)".to_string(),
-    })?;
-    Ok(file)
+    // A lock can outlive its holder for a moment: a child process forked
+    // (to be exec'd) while the lock was held shares the open file
+    // description until its exec closes it. So a held lock is retried
+    // briefly before it is reported as another process's.
+    let mut attempts = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if attempts < LOCK_RETRIES => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(_) => {
+                return Err(LedgerError::BadLedgerDir {
+                    path: dir.to_path_buf(),
+                    reason: "another process has this ledger open (LOCK is held)".to_string(),
+                });
+            }
+        }
+    }
 }
+
+/// Retries of a held lock, 25 ms apart (half a second in all).
+const LOCK_RETRIES: u32 = 20;
 
 /// The store's identity: the ledger's, plus the store layout, so a store
 /// written with another key layout is rebuilt rather than misread.
