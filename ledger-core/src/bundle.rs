@@ -17,10 +17,12 @@ use ledger_verify::bundle::{
     BUNDLE_FORMAT, Bundle, BundleRecord, ConsistencyProof, InclusionProof, Manifest, ManifestSignature, ProducerKey,
     seal,
 };
+use ledger_verify::rotation::{KEY_ROTATED, KEYS_STREAM};
 use uuid::Uuid;
 
 use crate::error::{LedgerError, Result};
 use crate::ledger::Ledger;
+use crate::record::Record;
 
 /// Most records one bundle holds.
 pub const MAX_BUNDLE_RECORDS: usize = 1_000_000;
@@ -62,6 +64,20 @@ pub fn assemble(ledger: &Ledger, seqs: &[u64], options: &BundleOptions) -> Resul
             len: size,
         });
     }
+    let bundled = |record: &Record, with_payload: bool| -> Result<BundleRecord> {
+        let seq = record.header.seq;
+        let proof = ledger.inclusion_proof(seq, size)?;
+        Ok(BundleRecord {
+            seq,
+            record_hash: hex::encode(record.record_hash),
+            canonical: BASE64.encode(&record.canonical),
+            payload: with_payload.then(|| BASE64.encode(&record.payload)),
+            proof: InclusionProof {
+                index: seq,
+                hashes: proof.iter().map(hex::encode).collect(),
+            },
+        })
+    };
     let mut records = Vec::with_capacity(seqs.len());
     let mut key_ids = BTreeSet::new();
     for &seq in &seqs {
@@ -69,17 +85,15 @@ pub fn assemble(ledger: &Ledger, seqs: &[u64], options: &BundleOptions) -> Resul
         if let Some(signature) = &record.header.event.signature {
             key_ids.insert(signature.key_id.clone());
         }
-        let proof = ledger.inclusion_proof(seq, size)?;
-        records.push(BundleRecord {
-            seq,
-            record_hash: hex::encode(record.record_hash),
-            canonical: BASE64.encode(&record.canonical),
-            payload: (!options.withhold_payloads).then(|| BASE64.encode(&record.payload)),
-            proof: InclusionProof {
-                index: seq,
-                hashes: proof.iter().map(hex::encode).collect(),
-            },
-        });
+        records.push(bundled(&record, !options.withhold_payloads)?);
+    }
+    // Every key rotation inside the tree, so a verifier can tell which
+    // ledger key was valid for which tree sizes.
+    let mut key_rotations = Vec::new();
+    for record in ledger.read_stream(KEYS_STREAM, 0, usize::MAX)? {
+        if record.header.seq < size && record.header.event.event_type == KEY_ROTATED {
+            key_rotations.push(bundled(&record, true)?);
+        }
     }
     let mut producer_keys = Vec::with_capacity(key_ids.len());
     for key_id in key_ids {
@@ -125,6 +139,7 @@ pub fn assemble(ledger: &Ledger, seqs: &[u64], options: &BundleOptions) -> Resul
         checkpoint: checkpoint.note.clone(),
         records,
         producer_keys,
+        key_rotations,
         consistency,
         signature: ManifestSignature {
             key_name: String::new(),

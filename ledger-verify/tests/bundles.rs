@@ -158,6 +158,7 @@ fn good_bundles_verify() {
             producer_signatures: 2,
             chain_links: 5,
             consistency_proofs: 1,
+            key_rotations: 0,
             manifest_key: format!("{}+{}", ledger_key().name, hex::encode(ledger_key().key_id)),
         }
     );

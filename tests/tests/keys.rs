@@ -7,8 +7,8 @@ use std::process::Command;
 
 use ledger_client::proto;
 use ledger_tests::server::{TestServer, server_config};
-use ledger_verify::bundle::{BundleError, VerifyOptions, verify_bundle};
-use ledger_verify::note::VerifierKey;
+use ledger_verify::bundle::{BundleError, VerifyOptions, parse_bundle, seal, verify_bundle};
+use ledger_verify::note::{NoteSignature, VerifierKey, open_note};
 use ledger_verify::rotation::{KEY_ROTATED, KEYS_STREAM, KeyRotation};
 use tokio_stream::StreamExt as _;
 
@@ -108,6 +108,33 @@ async fn rotated_keys_are_recorded_and_old_bundles_keep_verifying() {
         )
     };
     assert!(with(std::slice::from_ref(&old_key), &before).is_ok());
+    // The new bundle carries the rotation record: which key was valid when.
+    assert_eq!(with(std::slice::from_ref(&new_key), &after).unwrap().key_rotations, 1);
+    // A retired key that signs a later tree (stolen, say) is refused, even
+    // by an auditor who still trusts it.
+    let old_signer = ledger_tests::test_signer().unwrap();
+    let mut forged = parse_bundle(&after).unwrap();
+    let (body, _) = open_note(&forged.checkpoint, std::slice::from_ref(&new_key)).unwrap();
+    let signature = NoteSignature {
+        name: old_key.name.clone(),
+        key_id: old_key.key_id,
+        signature: old_signer.sign(body.as_bytes()).unwrap().to_vec(),
+    };
+    forged.checkpoint = format!("{body}\n{}", signature.to_line());
+    seal(&mut forged, &old_key.name, &old_key.public_key, |m| old_signer.sign(m)).unwrap();
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let err = with(&keys, &forged).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BundleError::RetiredKey {
+                rotation_seq: 2,
+                last_size: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = with(std::slice::from_ref(&old_key), &after).unwrap_err();
     assert!(matches!(err, BundleError::Checkpoint(_)), "{err}");
     assert!(with(std::slice::from_ref(&new_key), &after).is_ok());

@@ -10,6 +10,8 @@
 //!                         ‖ u32(proof length) ‖ proof hash[32]...
 //!           ‖ u32(producer key count)
 //!           ‖ per key: string(key_id) ‖ public_key[32]
+//!           ‖ u32(key rotation record count)
+//!           ‖ per rotation record: as per record above
 //! manifest  = "evidence-ledger:bundle-manifest" 0x00 ‖ 0x01
 //!           ‖ string(bundle_id) ‖ string(created_at) ‖ string(origin)
 //!           ‖ string(hash_alg) ‖ u32(selector entries)
@@ -23,7 +25,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{Bundle, FieldError, Manifest, ManifestSignature};
+use super::{Bundle, BundleRecord, FieldError, Manifest, ManifestSignature};
 use crate::hash::{Hash, blake3};
 use crate::note::key_id;
 
@@ -78,15 +80,7 @@ pub fn contents_digest(bundle: &Bundle) -> Result<Hash, FieldError> {
     out.push(BUNDLE_ENCODING_VERSION);
     put_str(&mut out, &bundle.checkpoint)?;
     out.extend_from_slice(&(bundle.records.len() as u64).to_le_bytes());
-    for (i, record) in bundle.records.iter().enumerate() {
-        out.extend_from_slice(&record.seq.to_le_bytes());
-        out.extend_from_slice(&hex_hash(&record.record_hash, || format!("records[{i}].record_hash"))?);
-        out.extend_from_slice(&record.proof.index.to_le_bytes());
-        put_u32(&mut out, record.proof.hashes.len(), "proof.hashes")?;
-        for (j, hash) in record.proof.hashes.iter().enumerate() {
-            out.extend_from_slice(&hex_hash(hash, || format!("records[{i}].proof.hashes[{j}]"))?);
-        }
-    }
+    put_records(&mut out, &bundle.records, "records")?;
     put_u32(&mut out, bundle.producer_keys.len(), "producer_keys")?;
     for (i, key) in bundle.producer_keys.iter().enumerate() {
         put_str(&mut out, &key.key_id)?;
@@ -94,7 +88,24 @@ pub fn contents_digest(bundle: &Bundle) -> Result<Hash, FieldError> {
             format!("producer_keys[{i}].public_key")
         })?);
     }
+    put_u32(&mut out, bundle.key_rotations.len(), "key_rotations")?;
+    put_records(&mut out, &bundle.key_rotations, "key_rotations")?;
     Ok(blake3(&out))
+}
+
+/// Per record: u64(seq) ‖ record_hash[32] ‖ u64(proof index) ‖
+/// u32(proof length) ‖ proof hashes.
+fn put_records(out: &mut Vec<u8>, records: &[BundleRecord], field: &str) -> Result<(), FieldError> {
+    for (i, record) in records.iter().enumerate() {
+        out.extend_from_slice(&record.seq.to_le_bytes());
+        out.extend_from_slice(&hex_hash(&record.record_hash, || format!("{field}[{i}].record_hash"))?);
+        out.extend_from_slice(&record.proof.index.to_le_bytes());
+        put_u32(out, record.proof.hashes.len(), "proof.hashes")?;
+        for (j, hash) in record.proof.hashes.iter().enumerate() {
+            out.extend_from_slice(&hex_hash(hash, || format!("{field}[{i}].proof.hashes[{j}]"))?);
+        }
+    }
+    Ok(())
 }
 
 /// The manifest encoding (module docs).

@@ -46,6 +46,12 @@ pub struct Bundle {
     pub records: Vec<BundleRecord>,
     /// The public keys of the producers whose signatures the records carry.
     pub producer_keys: Vec<ProducerKey>,
+    /// The ledger's key rotation records (`ledger.key_rotated`, stream
+    /// `ledger/keys`) inside the checkpoint's tree, payloads included, each
+    /// with its proof: they say which signing key was valid for which tree
+    /// sizes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_rotations: Vec<BundleRecord>,
     /// Optional proofs that the checkpoint extends older ones an auditor may
     /// already trust (not covered by the manifest: each is checked against
     /// checkpoints the auditor supplies).

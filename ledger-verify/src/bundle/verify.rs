@@ -13,11 +13,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::digest::{base64_array, contents_digest, hex_hash, manifest_digest, signature_message};
-use super::{BUNDLE_FORMAT, Bundle, FieldError, MAX_BUNDLE_BYTES};
+use super::{BUNDLE_FORMAT, Bundle, BundleRecord, FieldError, MAX_BUNDLE_BYTES};
 use crate::hash::{Hash, HashAlg, blake3};
 use crate::merkle::{verify_consistency, verify_inclusion};
-use crate::note::{Checkpoint, NoteError, VerifierKey, open_checkpoint};
+use crate::note::{Checkpoint, NoteError, VerifierKey, open_checkpoint, open_note};
 use crate::record::{RecordHeader, record_hash};
+use crate::rotation::{KEY_ROTATED, KEYS_STREAM, KeyRotation};
 
 /// What the auditor trusts.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,6 +47,8 @@ pub struct Verified {
     pub chain_links: u64,
     /// Trusted checkpoints the bundle's checkpoint was proven to extend.
     pub consistency_proofs: u64,
+    /// Key rotation records checked.
+    pub key_rotations: u64,
     /// The key that signed the manifest.
     pub manifest_key: String,
 }
@@ -185,6 +188,29 @@ pub enum BundleError {
         /// The key id.
         key_id: String,
     },
+    /// A bundled key rotation record does not check out.
+    #[error("key rotation record seq {seq}: {reason}")]
+    KeyRotation {
+        /// The record.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint or the manifest is signed by a key that a bundled
+    /// rotation record retired before the checkpoint's size.
+    #[error(
+        "signed by {key}, retired by the key rotation record at seq {rotation_seq}: it signs no tree larger than {last_size}, this one has {size}"
+    )]
+    RetiredKey {
+        /// The retired key (verifier key text).
+        key: String,
+        /// Seq of the rotation record.
+        rotation_seq: u64,
+        /// The largest tree size it may sign.
+        last_size: u64,
+        /// The checkpoint's size.
+        size: u64,
+    },
     /// The contents digest is not the one the manifest states.
     #[error("manifest: contents_digest {stated} does not match the contents ({computed})")]
     ContentsDigest {
@@ -243,6 +269,8 @@ impl BundleError {
             BundleError::Inclusion { .. } => "inclusion",
             BundleError::UnknownProducerKey { .. } => "unknown_producer_key",
             BundleError::ProducerSignature { .. } => "producer_signature",
+            BundleError::KeyRotation { .. } => "key_rotation",
+            BundleError::RetiredKey { .. } => "retired_key",
             BundleError::ContentsDigest { .. } => "contents_digest",
             BundleError::UntrustedManifestKey { .. } => "untrusted_manifest_key",
             BundleError::ManifestSignature { .. } => "manifest_signature",
@@ -264,7 +292,8 @@ impl BundleError {
             | BundleError::Inclusion { seq, .. }
             | BundleError::UnknownProducerKey { seq, .. }
             | BundleError::ProducerSignature { seq, .. }
-            | BundleError::RecordOrder { seq, .. } => Some(*seq),
+            | BundleError::RecordOrder { seq, .. }
+            | BundleError::KeyRotation { seq, .. } => Some(*seq),
             _ => None,
         }
     }
@@ -306,7 +335,8 @@ fn checkpoint_chain_head(checkpoint: &Checkpoint) -> Option<&str> {
 /// Verifies an already parsed bundle.
 pub fn verify_parsed(bundle: &Bundle, options: VerifyOptions<'_>) -> Result<Verified, BundleError> {
     let manifest = &bundle.manifest;
-    let checkpoint = open_checkpoint(&bundle.checkpoint, options.keys).map_err(BundleError::Checkpoint)?;
+    let (body, signers) = open_note(&bundle.checkpoint, options.keys).map_err(BundleError::Checkpoint)?;
+    let checkpoint = Checkpoint::parse_body(&body).map_err(BundleError::Checkpoint)?;
     let mismatch = |field: &'static str, checkpoint: String, manifest: String| BundleError::CheckpointMismatch {
         field,
         checkpoint,
@@ -340,6 +370,21 @@ pub fn verify_parsed(bundle: &Bundle, options: VerifyOptions<'_>) -> Result<Veri
         });
     }
 
+    // Which key was valid when: a retired key signs no tree larger than
+    // the one that first covered its rotation record.
+    let retired = key_rotations(bundle, &checkpoint, alg)?;
+    let mut refusal = None;
+    let mut valid_signer = false;
+    for signer in &signers {
+        match check_not_retired(&retired, signer, checkpoint.size) {
+            Ok(()) => valid_signer = true,
+            Err(err) => refusal = refusal.or(Some(err)),
+        }
+    }
+    if !valid_signer && let Some(err) = refusal {
+        return Err(err);
+    }
+
     let producer_keys = producer_keys(bundle)?;
     let mut previous: Option<(u64, Hash)> = None;
     let mut payloads = 0u64;
@@ -356,40 +401,8 @@ pub fn verify_parsed(bundle: &Bundle, options: VerifyOptions<'_>) -> Result<Veri
                 previous: prev_seq,
             });
         }
-        if seq >= checkpoint.size {
-            return Err(BundleError::BeyondCheckpoint {
-                seq,
-                size: checkpoint.size,
-            });
-        }
-        let stated_hash = hex_hash(&record.record_hash, || format!("records[{index}].record_hash"))?;
-        let canonical = BASE64
-            .decode(&record.canonical)
-            .map_err(|e| FieldError::new(format!("records[{index}].canonical"), format!("not base64: {e}")))?;
-        let hash = record_hash(&canonical);
-        if hash != stated_hash {
-            return Err(BundleError::RecordHash { seq });
-        }
-        let header = RecordHeader::decode(&canonical).map_err(|e| BundleError::RecordDecode {
-            seq,
-            reason: e.to_string(),
-        })?;
-        if header.seq != seq {
-            return Err(BundleError::SeqMismatch {
-                seq,
-                canonical: header.seq,
-            });
-        }
-        if let Some(payload) = &record.payload {
-            let payload = BASE64
-                .decode(payload)
-                .map_err(|e| FieldError::new(format!("records[{index}].payload"), format!("not base64: {e}")))?;
-            if payload.len() as u64 != header.event.payload_len {
-                return Err(BundleError::Payload { seq, what: "length" });
-            }
-            if blake3(&payload) != header.event.payload_hash {
-                return Err(BundleError::Payload { seq, what: "hash" });
-            }
+        let Checked { header, hash, payload } = check_record(record, &format!("records[{index}]"), &checkpoint)?;
+        if payload.is_some() {
             payloads += 1;
         }
         if let Some((prev_seq, prev_hash)) = previous
@@ -403,37 +416,7 @@ pub fn verify_parsed(bundle: &Bundle, options: VerifyOptions<'_>) -> Result<Veri
             }
             chain_links += 1;
         }
-        if seq + 1 == checkpoint.size
-            && let Some(head) = checkpoint_chain_head(&checkpoint)
-            && head != hex::encode(hash)
-        {
-            return Err(BundleError::ChainHead { seq });
-        }
-        if record.proof.index != seq {
-            return Err(BundleError::ProofIndex {
-                seq,
-                index: record.proof.index,
-            });
-        }
-        let proof = record
-            .proof
-            .hashes
-            .iter()
-            .enumerate()
-            .map(|(j, h)| hex_hash(h, || format!("records[{index}].proof.hashes[{j}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        verify_inclusion(
-            alg,
-            seq,
-            checkpoint.size,
-            &alg.leaf_hash(&hash),
-            &proof,
-            &checkpoint.root,
-        )
-        .map_err(|e| BundleError::Inclusion {
-            seq,
-            reason: e.to_string(),
-        })?;
+        check_proof(record, &format!("records[{index}]"), &hash, &checkpoint, alg)?;
         if let Some(signature) = &header.event.signature {
             let key = producer_keys
                 .get(signature.key_id.as_str())
@@ -460,7 +443,9 @@ pub fn verify_parsed(bundle: &Bundle, options: VerifyOptions<'_>) -> Result<Veri
             computed,
         });
     }
-    let manifest_key = verify_manifest_signature(bundle, options.keys)?;
+    let manifest_signer = verify_manifest_signature(bundle, options.keys)?;
+    check_not_retired(&retired, &manifest_signer, checkpoint.size)?;
+    let manifest_key = format!("{}+{}", manifest_signer.name, hex::encode(manifest_signer.key_id));
     let consistency_proofs = verify_trusted_checkpoints(bundle, &checkpoint, alg, options)?;
     Ok(Verified {
         records: actual,
@@ -470,8 +455,160 @@ pub fn verify_parsed(bundle: &Bundle, options: VerifyOptions<'_>) -> Result<Veri
         producer_signatures: signed.len() as u64,
         chain_links,
         consistency_proofs,
+        key_rotations: retired.len() as u64,
         manifest_key,
     })
+}
+
+/// What [`check_record`] established about a record.
+struct Checked {
+    header: RecordHeader,
+    hash: Hash,
+    payload: Option<Vec<u8>>,
+}
+
+/// The first checks every bundled record gets: inside the tree, its bytes
+/// hash to its stated record hash and decode with the stated seq, and a
+/// present payload matches.
+fn check_record(record: &BundleRecord, field: &str, checkpoint: &Checkpoint) -> Result<Checked, BundleError> {
+    let seq = record.seq;
+    if seq >= checkpoint.size {
+        return Err(BundleError::BeyondCheckpoint {
+            seq,
+            size: checkpoint.size,
+        });
+    }
+    let stated_hash = hex_hash(&record.record_hash, || format!("{field}.record_hash"))?;
+    let canonical = BASE64
+        .decode(&record.canonical)
+        .map_err(|e| FieldError::new(format!("{field}.canonical"), format!("not base64: {e}")))?;
+    let hash = record_hash(&canonical);
+    if hash != stated_hash {
+        return Err(BundleError::RecordHash { seq });
+    }
+    let header = RecordHeader::decode(&canonical).map_err(|e| BundleError::RecordDecode {
+        seq,
+        reason: e.to_string(),
+    })?;
+    if header.seq != seq {
+        return Err(BundleError::SeqMismatch {
+            seq,
+            canonical: header.seq,
+        });
+    }
+    let payload = match &record.payload {
+        None => None,
+        Some(payload) => {
+            let payload = BASE64
+                .decode(payload)
+                .map_err(|e| FieldError::new(format!("{field}.payload"), format!("not base64: {e}")))?;
+            if payload.len() as u64 != header.event.payload_len {
+                return Err(BundleError::Payload { seq, what: "length" });
+            }
+            if blake3(&payload) != header.event.payload_hash {
+                return Err(BundleError::Payload { seq, what: "hash" });
+            }
+            Some(payload)
+        }
+    };
+    Ok(Checked { header, hash, payload })
+}
+
+/// The proof checks of a bundled record (after [`check_record`] and the
+/// chain link): the chain head if it is the tree's last record, then its
+/// inclusion proof is for it and leads to the checkpoint's root.
+fn check_proof(
+    record: &BundleRecord,
+    field: &str,
+    hash: &Hash,
+    checkpoint: &Checkpoint,
+    alg: HashAlg,
+) -> Result<(), BundleError> {
+    let seq = record.seq;
+    if seq + 1 == checkpoint.size
+        && let Some(head) = checkpoint_chain_head(checkpoint)
+        && head != hex::encode(hash)
+    {
+        return Err(BundleError::ChainHead { seq });
+    }
+    if record.proof.index != seq {
+        return Err(BundleError::ProofIndex {
+            seq,
+            index: record.proof.index,
+        });
+    }
+    let proof = record
+        .proof
+        .hashes
+        .iter()
+        .enumerate()
+        .map(|(j, h)| hex_hash(h, || format!("{field}.proof.hashes[{j}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    verify_inclusion(
+        alg,
+        seq,
+        checkpoint.size,
+        &alg.leaf_hash(hash),
+        &proof,
+        &checkpoint.root,
+    )
+    .map_err(|e| BundleError::Inclusion {
+        seq,
+        reason: e.to_string(),
+    })
+}
+
+/// Checks the bundled key rotation records and returns, per retired key,
+/// the largest tree size it may have signed (the size that first covered
+/// its rotation record).
+fn key_rotations(
+    bundle: &Bundle,
+    checkpoint: &Checkpoint,
+    alg: HashAlg,
+) -> Result<Vec<(VerifierKey, u64, u64)>, BundleError> {
+    let mut retired = Vec::new();
+    let mut previous = None;
+    for (index, record) in bundle.key_rotations.iter().enumerate() {
+        let seq = record.seq;
+        let bad = |reason: String| BundleError::KeyRotation { seq, reason };
+        if previous.is_some_and(|p| seq <= p) {
+            return Err(bad("key rotation records must be in increasing seq order".to_string()));
+        }
+        previous = Some(seq);
+        let field = format!("key_rotations[{index}]");
+        let checked = check_record(record, &field, checkpoint)?;
+        check_proof(record, &field, &checked.hash, checkpoint, alg)?;
+        let event = &checked.header.event;
+        if event.event_type != KEY_ROTATED || event.stream != KEYS_STREAM {
+            return Err(bad(format!(
+                "a {:?} record on {:?}, not {KEY_ROTATED} on {KEYS_STREAM}",
+                event.event_type, event.stream
+            )));
+        }
+        let payload = checked
+            .payload
+            .ok_or_else(|| bad("its payload is withheld".to_string()))?;
+        let rotation = KeyRotation::parse(&payload).map_err(|e| bad(e.to_string()))?;
+        if rotation.origin != checkpoint.origin {
+            return Err(bad(format!("it rotates the keys of {:?}", rotation.origin)));
+        }
+        let (old, _) = rotation.verify().map_err(|e| bad(e.to_string()))?;
+        retired.push((old, seq, seq + 1));
+    }
+    Ok(retired)
+}
+
+/// Fails when `key` was retired before `size` (by a bundled rotation).
+fn check_not_retired(retired: &[(VerifierKey, u64, u64)], key: &VerifierKey, size: u64) -> Result<(), BundleError> {
+    match retired.iter().find(|(old, _, last)| old == key && size > *last) {
+        Some((_, rotation_seq, last)) => Err(BundleError::RetiredKey {
+            key: key.to_string(),
+            rotation_seq: *rotation_seq,
+            last_size: *last,
+            size,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn producer_keys(bundle: &Bundle) -> Result<BTreeMap<&str, VerifyingKey>, BundleError> {
@@ -514,7 +651,7 @@ fn verify_producer_signatures(signed: &[Signed]) -> Result<(), BundleError> {
     })
 }
 
-fn verify_manifest_signature(bundle: &Bundle, keys: &[VerifierKey]) -> Result<String, BundleError> {
+fn verify_manifest_signature(bundle: &Bundle, keys: &[VerifierKey]) -> Result<VerifierKey, BundleError> {
     let signature = &bundle.signature;
     let key = keys
         .iter()
@@ -533,7 +670,7 @@ fn verify_manifest_signature(bundle: &Bundle, keys: &[VerifierKey]) -> Result<St
         .map_err(|_| BundleError::ManifestSignature {
             key_name: key.name.clone(),
         })?;
-    Ok(format!("{}+{}", key.name, signature.key_id))
+    Ok(key.clone())
 }
 
 fn verify_trusted_checkpoints(

@@ -69,6 +69,7 @@ pub fn run(command: &Command) -> Result<Outcome, InputError> {
                         ("producer_signatures", json!(verified.producer_signatures)),
                         ("chain_links", json!(verified.chain_links)),
                         ("consistency_proofs", json!(verified.consistency_proofs)),
+                        ("key_rotations", json!(verified.key_rotations)),
                         ("manifest_key", json!(verified.manifest_key)),
                     ],
                 },
