@@ -56,6 +56,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// Faults kept in memory for status (all are stored).
 const RECENT_FAULTS: usize = 16;
 
+/// Page cache of the projection store's sled database.
+const PROJECTION_STORE_CACHE: u64 = 64 * 1024 * 1024;
+
 const META_TREE: &str = "meta";
 const ENGINE_PREFIX: u8 = 0xFF;
 const APPLIED_KEY: &[u8] = b"\xFFapplied";
@@ -684,8 +687,12 @@ impl Projections {
     /// following `ledger`. Register projections next; each catches up from
     /// where its stored state left off.
     pub fn open(ledger: Arc<Ledger>, dir: impl AsRef<std::path::Path>) -> Result<Projections> {
+        // sled's default page cache is 1 GiB; the state lives in memory in
+        // the projections themselves, so the store only needs to cache
+        // what a flush touches.
         let db = sled::Config::new()
             .path(dir.as_ref())
+            .cache_capacity(PROJECTION_STORE_CACHE)
             .flush_every_ms(Some(500))
             .open()
             .map_err(store_err)?;
