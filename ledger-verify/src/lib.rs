@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod bundle;
+pub mod chain;
 pub mod hash;
 pub mod merkle;
 pub mod note;

@@ -194,80 +194,160 @@ impl RecordHeader {
 
     /// Decodes canonical record bytes strictly: every byte must be accounted
     /// for, so two different byte strings never decode to the same record.
+    ///
+    /// Accepts exactly the byte strings [`RecordRef::parse`] accepts, with
+    /// the same errors: both run the same parser.
     pub fn decode(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
-        let mut r = Reader { bytes, pos: 0 };
-        let domain = r.take(RECORD_DOMAIN.len(), "domain tag")?;
-        if domain != RECORD_DOMAIN {
-            return Err(DecodeError::BadDomain);
-        }
-        let version = r.u8("version")?;
-        if version != ENCODING_VERSION {
-            return Err(DecodeError::UnsupportedVersion(version));
-        }
-        let seq = r.u64("seq")?;
-        let stream_version = r.u64("stream_version")?;
-        let recorded_at_ns = r.i64("recorded_at")?;
-        let prev_hash = r.hash("prev_hash")?;
-        let id = r.array::<16>("event id")?;
-        let stream = r.string("stream")?;
-        let event_type = r.string("type")?;
-        let occurred_at_ns = r.i64("occurred_at")?;
-        let content_type = r.string("content_type")?;
-        let payload_len = r.u64("payload_len")?;
-        let payload_hash = r.hash("payload_hash")?;
-        let correlation_id = r.string("correlation_id")?;
-        let causation_id = r.string("causation_id")?;
-        let trace_id = r.string("trace_id")?;
-        let n_extra = r.u32("metadata count")?;
         let mut extra = BTreeMap::new();
-        let mut last_key: Option<String> = None;
-        for _ in 0..n_extra {
-            let key = r.string("metadata key")?;
-            let value = r.string("metadata value")?;
-            if last_key
-                .as_deref()
-                .is_some_and(|last| last.as_bytes() >= key.as_bytes())
-            {
-                return Err(DecodeError::UnsortedMetadata { key });
-            }
-            last_key = Some(key.clone());
-            extra.insert(key, value);
-        }
-        let signature = match r.u8("signature flag")? {
-            0 => None,
-            1 => {
-                let key_id = r.string("signature key id")?;
-                let signature = r.array::<64>("signature")?;
-                Some(ProducerSignature { key_id, signature })
-            }
-            flag => return Err(DecodeError::BadSignatureFlag(flag)),
-        };
-        if r.pos != bytes.len() {
-            return Err(DecodeError::TrailingBytes(bytes.len() - r.pos));
-        }
+        let record = parse_with(bytes, |key, value| {
+            extra.insert(key.to_string(), value.to_string());
+        })?;
         Ok(RecordHeader {
-            seq,
-            stream_version,
-            recorded_at_ns,
-            prev_hash,
+            seq: record.seq,
+            stream_version: record.stream_version,
+            recorded_at_ns: record.recorded_at_ns,
+            prev_hash: record.prev_hash,
             event: EventHeader {
-                id,
-                stream,
-                event_type,
-                occurred_at_ns,
-                content_type,
-                payload_len,
-                payload_hash,
+                id: record.id,
+                stream: record.stream.to_string(),
+                event_type: record.event_type.to_string(),
+                occurred_at_ns: record.occurred_at_ns,
+                content_type: record.content_type.to_string(),
+                payload_len: record.payload_len,
+                payload_hash: record.payload_hash,
                 metadata: Metadata {
-                    correlation_id,
-                    causation_id,
-                    trace_id,
+                    correlation_id: record.correlation_id.to_string(),
+                    causation_id: record.causation_id.to_string(),
+                    trace_id: record.trace_id.to_string(),
                     extra,
                 },
-                signature,
+                signature: record.signature.map(|(key_id, signature)| ProducerSignature {
+                    key_id: key_id.to_string(),
+                    signature,
+                }),
             },
         })
     }
+}
+
+/// Canonical record bytes decoded without copying: the strings borrow from
+/// the bytes, and the free metadata pairs are validated (UTF-8, strictly
+/// increasing keys) but not kept, only counted. For hot loops that need a
+/// few fixed fields of every record, such as chain verification
+/// ([`crate::chain`]); [`RecordHeader::decode`] gives the owned record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Global position.
+    pub seq: u64,
+    /// Position within its stream.
+    pub stream_version: u64,
+    /// When the ledger recorded it (Unix ns).
+    pub recorded_at_ns: i64,
+    /// Record hash of seq - 1 (all zero for seq 0).
+    pub prev_hash: Hash,
+    /// The event id.
+    pub id: [u8; 16],
+    /// Stream name.
+    pub stream: &'a str,
+    /// Event type.
+    pub event_type: &'a str,
+    /// When the fact happened, per the producer (Unix ns).
+    pub occurred_at_ns: i64,
+    /// MIME type of the payload.
+    pub content_type: &'a str,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+    /// BLAKE3 of the payload bytes.
+    pub payload_hash: Hash,
+    /// Correlation id ("" when absent).
+    pub correlation_id: &'a str,
+    /// Causation id ("" when absent).
+    pub causation_id: &'a str,
+    /// Trace id ("" when absent).
+    pub trace_id: &'a str,
+    /// Number of free metadata key/value pairs.
+    pub n_extra: u32,
+    /// The producer signature's key id and bytes, if signed.
+    pub signature: Option<(&'a str, [u8; 64])>,
+}
+
+impl<'a> RecordRef<'a> {
+    /// Parses canonical record bytes as strictly as [`RecordHeader::decode`]
+    /// (same checks, same errors) without allocating, except for the key
+    /// named by an [`DecodeError::UnsortedMetadata`] error.
+    pub fn parse(bytes: &'a [u8]) -> Result<RecordRef<'a>, DecodeError> {
+        parse_with(bytes, |_, _| {})
+    }
+}
+
+/// The one strict parser of canonical record bytes: hands each free
+/// metadata pair to `on_extra` (in order, after checking it) and returns the
+/// other fields borrowed.
+fn parse_with<'a>(bytes: &'a [u8], mut on_extra: impl FnMut(&'a str, &'a str)) -> Result<RecordRef<'a>, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let domain = r.take(RECORD_DOMAIN.len(), "domain tag")?;
+    if domain != RECORD_DOMAIN {
+        return Err(DecodeError::BadDomain);
+    }
+    let version = r.u8("version")?;
+    if version != ENCODING_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let seq = r.u64("seq")?;
+    let stream_version = r.u64("stream_version")?;
+    let recorded_at_ns = r.i64("recorded_at")?;
+    let prev_hash = r.hash("prev_hash")?;
+    let id = r.array::<16>("event id")?;
+    let stream = r.str("stream")?;
+    let event_type = r.str("type")?;
+    let occurred_at_ns = r.i64("occurred_at")?;
+    let content_type = r.str("content_type")?;
+    let payload_len = r.u64("payload_len")?;
+    let payload_hash = r.hash("payload_hash")?;
+    let correlation_id = r.str("correlation_id")?;
+    let causation_id = r.str("causation_id")?;
+    let trace_id = r.str("trace_id")?;
+    let n_extra = r.u32("metadata count")?;
+    let mut last_key: Option<&str> = None;
+    for _ in 0..n_extra {
+        let key = r.str("metadata key")?;
+        let value = r.str("metadata value")?;
+        if last_key.is_some_and(|last| last.as_bytes() >= key.as_bytes()) {
+            return Err(DecodeError::UnsortedMetadata { key: key.to_string() });
+        }
+        last_key = Some(key);
+        on_extra(key, value);
+    }
+    let signature = match r.u8("signature flag")? {
+        0 => None,
+        1 => {
+            let key_id = r.str("signature key id")?;
+            let signature = r.array::<64>("signature")?;
+            Some((key_id, signature))
+        }
+        flag => return Err(DecodeError::BadSignatureFlag(flag)),
+    };
+    if r.pos != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - r.pos));
+    }
+    Ok(RecordRef {
+        seq,
+        stream_version,
+        recorded_at_ns,
+        prev_hash,
+        id,
+        stream,
+        event_type,
+        occurred_at_ns,
+        content_type,
+        payload_len,
+        payload_hash,
+        correlation_id,
+        causation_id,
+        trace_id,
+        n_extra,
+        signature,
+    })
 }
 
 /// Record hash: BLAKE3 of the canonical record bytes. The domain tag inside
@@ -337,11 +417,11 @@ impl<'a> Reader<'a> {
         Ok(i64::from_le_bytes(self.array(field)?))
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+    fn str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
         let offset = self.pos;
         let len = self.u32(field)? as usize;
         let bytes = self.take(len, field)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { field, offset })
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field, offset })
     }
 }
 
@@ -425,5 +505,69 @@ mod tests {
         other.metadata.trace_id.push('x');
         assert_ne!(record.event.signing_bytes(), other.signing_bytes());
         assert!(record.event.signing_bytes().starts_with(EVENT_DOMAIN));
+    }
+
+    /// The borrowed view names the same fields as the owned decode, and
+    /// refuses exactly what it refuses, with the same error.
+    #[test]
+    fn record_ref_agrees_with_decode_on_every_single_byte_change() {
+        fn agree(bytes: &[u8]) {
+            match (RecordHeader::decode(bytes), RecordRef::parse(bytes)) {
+                (Ok(owned), Ok(view)) => {
+                    assert_eq!(
+                        (owned.seq, owned.stream_version, owned.recorded_at_ns, owned.prev_hash),
+                        (view.seq, view.stream_version, view.recorded_at_ns, view.prev_hash)
+                    );
+                    let event = &owned.event;
+                    assert_eq!(
+                        (event.id, event.stream.as_str(), event.event_type.as_str()),
+                        (view.id, view.stream, view.event_type)
+                    );
+                    assert_eq!(
+                        (event.occurred_at_ns, event.content_type.as_str()),
+                        (view.occurred_at_ns, view.content_type)
+                    );
+                    assert_eq!(
+                        (event.payload_len, event.payload_hash),
+                        (view.payload_len, view.payload_hash)
+                    );
+                    let metadata = &event.metadata;
+                    assert_eq!(
+                        (
+                            metadata.correlation_id.as_str(),
+                            metadata.causation_id.as_str(),
+                            metadata.trace_id.as_str(),
+                            metadata.extra.len()
+                        ),
+                        (
+                            view.correlation_id,
+                            view.causation_id,
+                            view.trace_id,
+                            view.n_extra as usize
+                        )
+                    );
+                    assert_eq!(
+                        event.signature.as_ref().map(|s| (s.key_id.as_str(), s.signature)),
+                        view.signature
+                    );
+                }
+                (Err(owned), Err(view)) => assert_eq!(owned, view),
+                (owned, view) => panic!("decode {owned:?} but parse {view:?}"),
+            }
+        }
+        let mut unsigned = sample();
+        unsigned.event.signature = None;
+        for record in [sample(), unsigned] {
+            let bytes = record.encode();
+            agree(&bytes);
+            for i in 0..bytes.len() {
+                for value in [0x00, 0x01, 0x80, 0xff, bytes[i] ^ 0x20] {
+                    let mut changed = bytes.clone();
+                    changed[i] = value;
+                    agree(&changed);
+                }
+                agree(&bytes[..i]);
+            }
+        }
     }
 }
