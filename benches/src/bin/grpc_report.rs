@@ -259,8 +259,35 @@ fn k(rate: f64) -> String {
     format!("{:.1}k", rate / 1000.0)
 }
 
+/// `--unary`: only the unary scenario at 25k events/s, three times (for
+/// iterating on latency; the full report gives the ratios).
+fn unary_only() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut source = EventSource::default();
+    let rate = 25_000.0;
+    println!(
+        "| gRPC unary Append, 8 producers, batch {UNARY_BATCH}, open loop at 25k events/s | events/s | ack p50 ms | ack p99 ms | ack max ms |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for run in 1..=3 {
+        let count = ((rate * 8.0) as usize / UNARY_BATCH).max(MIN_UNARY_REQUESTS);
+        let unary = runtime.block_on(unary_paced(rate, wire_requests(&mut source, count, UNARY_BATCH)))?;
+        println!(
+            "| run {run} | {} | {:.2} | {:.2} | {:.2} |",
+            k(unary.rate()),
+            unary.ms(0.5),
+            unary.ms(0.99),
+            unary.latency_us.max() as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--unary") {
+        return unary_only();
+    }
     let events: usize = if quick { 20_000 } else { 200_000 };
     let requests = events / BATCH;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
