@@ -54,3 +54,39 @@ fn the_demo_tours_the_product_and_reruns_idempotently() {
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("298 events: 0 appended, 298 already there"), "{stdout}");
 }
+
+/// `ledger demo` with no server hands over to `ledgerd demo` on --out.
+#[test]
+fn ledger_demo_without_a_server_runs_ledgerd_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tour");
+    let output = Command::new(crate::LEDGER)
+        .args(["demo", "--ledgerd", crate::LEDGERD, "--out"])
+        .arg(&out)
+        .env_remove("LEDGER_SERVER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("verified: 6 records, checkpoint size 298"), "{stdout}");
+    assert!(out.join("incident.bundle.json").is_file());
+    assert!(out.join("ledger.key").is_file(), "the ledger's data lives in --out");
+
+    // A ledgerd that is not there: one line naming it, non-zero exit.
+    let missing = dir.path().join("no-such-ledgerd");
+    let output = Command::new(crate::LEDGER)
+        .args(["demo", "--out"])
+        .arg(dir.path().join("other"))
+        .arg("--ledgerd")
+        .arg(&missing)
+        .env_remove("LEDGER_SERVER")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-ledgerd"), "{stderr}");
+}

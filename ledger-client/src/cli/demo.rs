@@ -4,7 +4,9 @@
 //! tamper with a copy and watch the verifier name the broken record.
 //!
 //! `ledgerd demo` runs this against an in-process server on its own data
-//! directory; `ledger demo --server URL` against any server. Event ids and
+//! directory; `ledger demo --server URL` against any server, and `ledger
+//! demo` alone hands over to `ledgerd demo` (this crate cannot link the
+//! server: the server links this crate). Event ids and
 //! times are fixed, so running it again deduplicates instead of adding.
 
 use std::collections::HashMap;
@@ -208,6 +210,38 @@ async fn caught_up(client: &Client) -> anyhow::Result<()> {
 
 fn heading(text: &str) {
     println!("\n== {text}");
+}
+
+/// `ledger demo` without a server: runs `ledgerd demo --data OUT`, the
+/// `ledgerd` installed beside this binary (as cargo builds and installs
+/// them), so a newcomer needs no running server.
+pub async fn run_with_ledgerd(out: &Path, ledgerd: Option<&Path>) -> anyhow::Result<()> {
+    let ledgerd = match ledgerd {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe().context("locating this binary")?;
+            exe.parent()
+                .map(|dir| dir.join(format!("ledgerd{}", std::env::consts::EXE_SUFFIX)))
+                .filter(|path| path.is_file())
+                .with_context(|| {
+                    format!(
+                        "no ledgerd beside {}: build it (`cargo build -p ledger-server`), \
+                         pass --ledgerd PATH, or pass --server URL",
+                        exe.display()
+                    )
+                })?
+        }
+    };
+    let mut command = std::process::Command::new(&ledgerd);
+    command.arg("demo").arg("--data").arg(out);
+    let status = tokio::task::spawn_blocking(move || command.status())
+        .await
+        .context("waiting for ledgerd demo")?
+        .with_context(|| format!("running {}", ledgerd.display()))?;
+    if !status.success() {
+        bail!("ledgerd demo failed ({status})");
+    }
+    Ok(())
 }
 
 /// Runs the demo against `client`, writing bundles into `out`.

@@ -30,9 +30,9 @@ use tokio_stream::StreamExt as _;
     about = "Command-line client for the evidence ledger (ledgerd)"
 )]
 struct Cli {
-    /// ledgerd address.
-    #[arg(long, global = true, env = "LEDGER_SERVER", default_value = crate::DEFAULT_SERVER)]
-    server: String,
+    /// ledgerd address [default: http://127.0.0.1:50051].
+    #[arg(long, global = true, env = "LEDGER_SERVER")]
+    server: Option<String>,
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
@@ -79,13 +79,20 @@ enum Command {
     /// Projection status, faults and replay.
     #[command(subcommand)]
     Projections(views::ProjectionsCommand),
-    /// The five-minute tour against this server: evidence, task board,
-    /// incident, metrics, a bundle verified offline and a tampered copy
-    /// refused (`ledgerd demo` runs it on an in-process server).
+    /// The five-minute tour: evidence, task board, incident, metrics, a
+    /// bundle verified offline and a tampered copy refused. Without
+    /// --server it runs `ledgerd demo` (found beside this binary), which
+    /// starts the server in its own process on a loopback port with --out
+    /// as the data directory.
     Demo {
-        /// Where to write the bundles and the verifier key.
+        /// Where to write the bundles and the verifier key (and, without
+        /// --server, the ledger's data).
         #[arg(long, default_value = "ledger-demo-out")]
         out: std::path::PathBuf,
+        /// The ledgerd binary to run without --server [default: the one
+        /// beside this binary].
+        #[arg(long, env = "LEDGERD_BIN")]
+        ledgerd: Option<PathBuf>,
     },
     /// Audit bundles: create (select, assemble, sign, download), get, list.
     #[command(subcommand)]
@@ -204,7 +211,11 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::connect(&cli.server).await?;
+    if let (None, Command::Demo { out, ledgerd }) = (&cli.server, &cli.command) {
+        return demo::run_with_ledgerd(out, ledgerd.as_deref()).await;
+    }
+    let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
+    let client = Client::connect(server).await?;
     let json = cli.json;
     match cli.command {
         Command::Append(args) => append(&client, args, json).await,
@@ -237,7 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => views::raw_query(&client, args).await,
         Command::Projections(command) => views::projections(&client, command, json).await,
         Command::Bundle(command) => bundle::bundle(&client, command, json).await,
-        Command::Demo { out } => demo::run(&client, &out).await,
+        Command::Demo { out, .. } => demo::run(&client, &out).await,
         Command::Info => {
             let info = client.info().await?;
             if json {
