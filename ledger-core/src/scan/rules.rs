@@ -286,7 +286,11 @@ fn match_at(text: &[u8], i: usize, params: &Params) -> Option<(Rule, Range<usize
             if on(Rule::GenericPasswordUrl)
                 && let Some(span) = password_url_at(text, i)
             {
-                return Some((Rule::GenericPasswordUrl, span));
+                // A token used as the password (`https://x:ghp_...@host`) is
+                // reported as what it is.
+                let known = first_known(&text[span.clone()], params)
+                    .map(|(rule, inner)| (rule, span.start + inner.start..span.start + inner.end));
+                return Some(known.unwrap_or((Rule::GenericPasswordUrl, span)));
             }
             if params.assignments {
                 return assignment_at(text, i, params);
@@ -590,18 +594,26 @@ fn assignment_at(text: &[u8], i: usize, params: &Params) -> Option<(Rule, Range<
         found = Some((rule, start + span.start..start + span.end));
         ControlFlow::Break(())
     });
-    if found.is_none() && is_high_entropy_secret(kind, value, params) {
+    if found.is_none() && is_high_entropy_secret(kind, value, params) && first_known(value, params).is_none() {
         // A known format inside the value is reported by its own rule when
         // the scan reaches it; only an unrecognised value is reported here.
-        let nested = Params {
-            assignments: false,
-            ..*params
-        };
-        let known = scan_text(value, &nested, &mut |_, _| ControlFlow::Break(())).is_break();
-        if !known {
-            found = Some((Rule::HighEntropySecret, start..start + len));
-        }
+        found = Some((Rule::HighEntropySecret, start..start + len));
     }
+    found
+}
+
+/// The first text-rule match inside `value`, looking no deeper (no
+/// `name = value` pairs inside it).
+fn first_known(value: &[u8], params: &Params) -> Option<(Rule, Range<usize>)> {
+    let nested = Params {
+        assignments: false,
+        ..*params
+    };
+    let mut found = None;
+    let _ = scan_text(value, &nested, &mut |rule, span| {
+        found = Some((rule, span));
+        ControlFlow::Break(())
+    });
     found
 }
 
@@ -798,6 +810,11 @@ mod tests {
             vec![(Rule::GenericPasswordUrl, "Zx9fake42pw".to_string())]
         );
         assert_eq!(first("redis://:Zx9fake42pw@cache:6379"), Some(Rule::GenericPasswordUrl));
+        let token = fake("gho_", B36);
+        assert_eq!(
+            candidates(&format!("https://x-access-token:{token}@git.example/ops/hub.git")),
+            vec![(Rule::GithubToken, token)]
+        );
         for benign in [
             "https://registry.example/v2/",
             "ssh://git@git.example/ops/hub.git",
