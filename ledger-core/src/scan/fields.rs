@@ -92,6 +92,9 @@ const MAX_WORDS: usize = 8;
 /// Classifies a field name (a JSON key, a metadata key, or the name before
 /// `=`/`:` in text).
 pub(crate) fn classify(name: &[u8]) -> FieldKind {
+    if !may_be_secret(name) {
+        return FieldKind::default();
+    }
     let mut words = Words::default();
     split_words(name, &mut words);
     let n = words.len;
@@ -121,6 +124,32 @@ pub(crate) fn classify(name: &[u8]) -> FieldKind {
             || (key && prev.is_some_and(|p| p.eq_ignore_ascii_case(b"private"))),
         authorization: last.eq_ignore_ascii_case(b"authorization") || last.eq_ignore_ascii_case(b"auth"),
     }
+}
+
+/// A fast filter run on every field name: a secret name's last word ends
+/// the name (bar trailing digits and separators), so a name that ends in
+/// none of the possible last words ([`SECRET_WORDS`], `token(s)`,
+/// `key(s)`) is ordinary without being split. The candidates are grouped by
+/// their last letter, so most names are settled by one lookup.
+fn may_be_secret(name: &[u8]) -> bool {
+    let Some(last) = name.iter().rposition(u8::is_ascii_alphabetic) else {
+        return false;
+    };
+    let candidates: &[&str] = match name[last].to_ascii_lowercase() {
+        b'd' => &["password", "passwd", "pwd"],
+        b'e' => &["passphrase", "cookie"],
+        b't' => &["secret"],
+        b's' => &["secrets", "credentials", "creds", "tokens", "keys"],
+        b'l' => &["credential"],
+        b'y' => &["key"],
+        b'h' => &["auth"],
+        b'n' => &["authorization", "token"],
+        _ => return false,
+    };
+    let name = &name[..=last];
+    candidates
+        .iter()
+        .any(|word| name.len() >= word.len() && name[name.len() - word.len()..].eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// The last [`MAX_WORDS`] alphabetic words of a name, as byte ranges.
@@ -271,6 +300,16 @@ mod tests {
         assert!(classify(b"Authorization").authorization);
         assert!(classify(b"proxy-authorization").authorization);
         assert!(!classify(b"auth_method").authorization);
+    }
+
+    #[test]
+    fn the_fast_filter_knows_every_last_letter() {
+        for word in SECRET_WORDS.iter().chain(&["token", "tokens", "key", "keys"]) {
+            assert!(may_be_secret(word.as_bytes()), "{word}");
+            assert!(may_be_secret(word.to_ascii_uppercase().as_bytes()), "{word}");
+        }
+        assert!(!may_be_secret(b"service"));
+        assert!(!may_be_secret(b"123"));
     }
 
     #[test]

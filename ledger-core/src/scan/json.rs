@@ -124,6 +124,9 @@ impl<'de> Visitor<'de> for Node<'_, '_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
+        if value.len() < self.walk.policy.min_len {
+            return Ok(());
+        }
         let frame = self.frame;
         match self
             .walk
@@ -160,10 +163,11 @@ impl<'de> Visitor<'de> for Node<'_, '_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let frame = self.frame;
-            if let Some(finding) = self
-                .walk
-                .policy
-                .scan_value(key.as_bytes(), None, &|| frame.path(), true)
+            if key.len() >= self.walk.policy.min_len
+                && let Some(finding) = self
+                    .walk
+                    .policy
+                    .scan_value(key.as_bytes(), None, &|| frame.path(), true)
             {
                 self.walk.found = Some(finding);
                 return Err(de::Error::custom(STOP));

@@ -237,6 +237,8 @@ pub(crate) struct Policy {
     /// Shorter values cannot match a keyed rule, so their field name is
     /// not classified.
     min_keyed_len: usize,
+    /// Shorter strings cannot match any rule and are not looked at.
+    pub(crate) min_len: usize,
 }
 
 impl Policy {
@@ -257,6 +259,7 @@ impl Policy {
             allow,
             // `<scheme> <8 credential bytes>` is the shortest keyed match.
             min_keyed_len: config.min_entropy_length.min(11),
+            min_len: config.min_entropy_length.min(11).min(rules::MIN_TEXT_MATCH),
         }
     }
 
@@ -349,6 +352,9 @@ impl Policy {
         path: &dyn Fn() -> String,
         in_key: bool,
     ) -> Option<Finding> {
+        if value.len() < rules::MIN_TEXT_MATCH && !kind.secret {
+            return None;
+        }
         let mut hit = None;
         let mut path_text: Option<String> = None;
         let mut value_allowed: Option<bool> = None;

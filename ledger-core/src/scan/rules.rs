@@ -218,30 +218,61 @@ pub(crate) fn is_high_entropy_secret(kind: FieldKind, value: &[u8], params: &Par
 /// Runs the text matchers over `text`, calling `sink` for each candidate in
 /// order of position. Returns `Break` as soon as `sink` does.
 pub(crate) fn scan_text(text: &[u8], params: &Params, sink: &mut Sink<'_>) -> ControlFlow<()> {
+    if text.len() < MIN_TEXT_MATCH {
+        return ControlFlow::Continue(());
+    }
     let mut i = 0;
+    let mut prev_alnum = false;
     while i < text.len() {
-        if TRIGGER[usize::from(text[i])]
+        let class = CLASS[usize::from(text[i])];
+        // Most bytes trigger nothing, and a letter that starts a prefix only
+        // counts at the start of a word.
+        if (class & ANYWHERE != 0 || (class & WORD_START != 0 && !prev_alnum))
             && let Some((rule, span)) = match_at(text, i, params)
         {
             let next = span.end.max(i + 1);
             sink(rule, span)?;
+            prev_alnum = text[next - 1].is_ascii_alphanumeric();
             i = next;
             continue;
         }
+        prev_alnum = class & ALNUM != 0;
         i += 1;
     }
     ControlFlow::Continue(())
 }
 
-/// Bytes at which some text matcher can start.
-static TRIGGER: [bool; 256] = {
-    let mut table = [false; 256];
-    let triggers = b"-AagxsreBb:=";
+/// The shortest text any text matcher matches: `ab://:y@h`, a password
+/// URL. Shorter strings (most JSON keys, many values) are not looked at.
+pub(crate) const MIN_TEXT_MATCH: usize = 9;
+
+/// [`CLASS`] bits: a matcher may start at this byte at the start of a word
+/// (the known prefixes, `Bearer`, `Authorization`); a matcher may start at
+/// this byte anywhere (`-----BEGIN`, `://`, `name=value`, `name: value`);
+/// the byte is a letter or digit.
+const WORD_START: u8 = 1;
+const ANYWHERE: u8 = 2;
+const ALNUM: u8 = 4;
+
+/// One lookup per byte tells the scan loop all it needs.
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if (b as u8).is_ascii_alphanumeric() {
+            table[b] = ALNUM;
+        }
+        b += 1;
+    }
+    let word_start = b"AagxsreBb";
     let mut i = 0;
-    while i < triggers.len() {
-        table[triggers[i] as usize] = true;
+    while i < word_start.len() {
+        table[word_start[i] as usize] |= WORD_START;
         i += 1;
     }
+    table[b'-' as usize] |= ANYWHERE;
+    table[b':' as usize] |= ANYWHERE;
+    table[b'=' as usize] |= ANYWHERE;
     table
 };
 
@@ -810,6 +841,8 @@ mod tests {
             vec![(Rule::GenericPasswordUrl, "Zx9fake42pw".to_string())]
         );
         assert_eq!(first("redis://:Zx9fake42pw@cache:6379"), Some(Rule::GenericPasswordUrl));
+        assert_eq!(first("ab://:y@h"), Some(Rule::GenericPasswordUrl), "the shortest match");
+        assert_eq!("ab://:y@h".len(), MIN_TEXT_MATCH);
         let token = fake("gho_", B36);
         assert_eq!(
             candidates(&format!("https://x-access-token:{token}@git.example/ops/hub.git")),
