@@ -286,7 +286,8 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig, scanner: &Secret
             ),
         )
     };
-    // The scan walks a JSON payload anyway: when it ran, the payload parsed.
+    // The scan validates a JSON payload before walking it: when it did,
+    // the payload parsed.
     let parsed = match scanner.scan_for_append(index, event) {
         Ok(parsed) => parsed,
         Err(ScanStop::Secret(hit)) => return Err(LedgerError::SecretDetected(hit)),

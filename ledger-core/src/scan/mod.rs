@@ -38,7 +38,6 @@ pub use rules::Rule;
 use crate::event::{Event, is_json};
 use crate::namespace::namespace_of;
 use fields::{FieldKind, classify};
-use json::JsonScan;
 use path::Segment;
 use rules::{Params, RuleSet, is_high_entropy_secret, keyed_candidates, scan_text};
 
@@ -267,22 +266,15 @@ impl Policy {
         let parsed_json = if event.payload.is_empty() {
             false
         } else if is_json(&event.content_type) {
-            match json::scan(self, &event.payload) {
-                JsonScan::Clean => true,
-                JsonScan::Found(finding) => return Err(ScanStop::Secret(finding)),
-                JsonScan::Invalid => {
-                    // The walk is stricter than the validator's parser (it
-                    // stops at 128 levels of nesting): if the validator
-                    // accepts the payload, scan it as text instead.
-                    if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload) {
-                        return Err(ScanStop::NotJson(err));
-                    }
-                    if let Some(finding) = self.scan_text_payload(&event.payload) {
-                        return Err(ScanStop::Secret(finding));
-                    }
-                    true
-                }
+            // Validation's own parse (its errors are what clients see);
+            // the walk relies on it.
+            if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload) {
+                return Err(ScanStop::NotJson(err));
             }
+            if let Some(finding) = json::scan(self, &event.payload) {
+                return Err(ScanStop::Secret(finding));
+            }
+            true
         } else {
             if let Some(finding) = self.scan_text_payload(&event.payload) {
                 return Err(ScanStop::Secret(finding));
@@ -320,7 +312,9 @@ impl Policy {
             if let Some(finding) = self.scan_value(key.as_bytes(), None, &|| "metadata".to_string(), true) {
                 return Some(finding);
             }
-            if let Some(finding) = self.scan_value(value.as_bytes(), Some(key), &|| metadata_path(key), false) {
+            if let Some(finding) =
+                self.scan_value(value.as_bytes(), Some(key.as_bytes()), &|| metadata_path(key), false)
+            {
                 return Some(finding);
             }
         }
@@ -333,12 +327,12 @@ impl Policy {
     pub(crate) fn scan_value(
         &self,
         value: &[u8],
-        key: Option<&str>,
+        key: Option<&[u8]>,
         path: &dyn Fn() -> String,
         in_key: bool,
     ) -> Option<Finding> {
         let kind = match key {
-            Some(key) if value.len() >= self.min_keyed_len => classify(key.as_bytes()),
+            Some(key) if value.len() >= self.min_keyed_len => classify(key),
             _ => FieldKind::default(),
         };
         self.scan_with(&self.params, value, kind, path, in_key)

@@ -190,27 +190,19 @@ fn text_binary_and_metadata() {
 #[test]
 fn malformed_json_is_reported_to_validation_and_scanned_as_text_otherwise() {
     let scanner = SecretScanner::default();
-    // The syntax error comes first: validation gets it, a plain scan falls
-    // back to text.
-    let bad = event("s", &format!("{{\"k\" \"{AWS_KEY_ID}\"}}"));
+    let bad = event("s", &format!("{{\"k\": \"{AWS_KEY_ID}\""));
     assert!(matches!(scanner.scan_for_append(0, &bad), Err(ScanStop::NotJson(_))));
     assert_eq!(hit(&scanner, &bad), Some(("payload".to_string(), Rule::AwsAccessKeyId)));
-    // A hit before the syntax error is a hit.
-    let truncated = event("s", &format!("{{\"k\": \"{AWS_KEY_ID}\""));
-    assert!(matches!(
-        scanner.scan_for_append(0, &truncated),
-        Err(ScanStop::Secret(_))
-    ));
     let good = event("s", r#"{"a":1}"#);
     assert!(matches!(scanner.scan_for_append(0, &good), Ok(true)));
-    // Nesting beyond the walk's recursion limit is scanned as text.
+    let mut text = good.clone();
+    text.content_type = "text/plain".to_string();
+    assert!(matches!(scanner.scan_for_append(0, &text), Ok(false)));
+    // Nesting deeper than serde's recursion limit is walked all the same.
     let deep = format!("{}\"{AWS_KEY_ID}\"{}", "[".repeat(200), "]".repeat(200));
-    assert_eq!(
-        hit(&scanner, &event("s", &deep)),
-        Some(("payload".to_string(), Rule::AwsAccessKeyId))
-    );
-    let deep_clean = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-    assert!(matches!(scanner.scan_for_append(0, &event("s", &deep_clean)), Ok(true)));
+    let err = scanner.scan_event(0, &event("s", &deep)).expect_err("hit");
+    assert_eq!(err.rule, Rule::AwsAccessKeyId);
+    assert!(err.field_path.starts_with("payload[0][0][0]"), "{}", err.field_path);
 }
 
 #[test]
