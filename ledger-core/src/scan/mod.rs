@@ -11,8 +11,9 @@
 //! Metadata values are scanned under `metadata.<key>`.
 //!
 //! A hit ([`SecretHit`]) names the event, the field path and the rule, and
-//! never carries the matched bytes: nothing built here holds a copy of a
-//! credential, so no error, status or log line can leak one.
+//! never carries the matched bytes: matches are byte ranges, checked
+//! against the allow-list by hash and then dropped, so no error, status or
+//! log line built from a hit can leak the credential.
 //!
 //! This module does no I/O and knows nothing of the writer: the ledger runs
 //! it during stateless validation, on the caller's thread, before a batch
