@@ -1,9 +1,12 @@
-//! Ledger options: limits, segment size, group commit size, tree hash.
+//! Ledger options: limits, segment size, group commit size, tree hash,
+//! secret scanning.
 //!
 //! Plain data with defaults; parsing from files, env or flags is the server's
 //! business.
 
 use ledger_verify::HashAlg;
+
+use crate::scan::ScanConfig;
 
 /// How a ledger is opened (and, for a new directory, created).
 #[derive(Clone, Debug)]
@@ -29,6 +32,9 @@ pub struct LedgerConfig {
     /// Skip fdatasync. Only for benchmarks that measure the cost of the
     /// rest; an acknowledged append is then NOT durable.
     pub unsafe_no_sync: bool,
+    /// Secret scanning of payloads and metadata at ingest (on by default:
+    /// a credential, once appended, can never be removed from the log).
+    pub secret_scan: ScanConfig,
 }
 
 impl Default for LedgerConfig {
@@ -43,6 +49,7 @@ impl Default for LedgerConfig {
             max_unindexed_events: 1_000_000,
             queue_depth: 1024,
             unsafe_no_sync: false,
+            secret_scan: ScanConfig::default(),
         }
     }
 }

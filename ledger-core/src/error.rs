@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 use crate::event::ExpectedVersion;
+use crate::scan::{ScanConfigError, SecretHit};
 
 /// Everything that can go wrong in the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,14 @@ pub enum LedgerError {
         /// Second position.
         second: usize,
     },
+    /// A payload or metadata value matches a secret rule; nothing of the
+    /// batch was written. Names the event, field path and rule, never the
+    /// value.
+    #[error(transparent)]
+    SecretDetected(#[from] SecretHit),
+    /// The secret-scan configuration does not validate.
+    #[error("secret_scan: {0}")]
+    ScanConfig(#[from] ScanConfigError),
     /// A producer signature names a key the resolver does not know.
     #[error("event {event_id}: unknown producer key {key_id:?}")]
     UnknownProducerKey {

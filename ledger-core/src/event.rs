@@ -3,7 +3,9 @@
 //!
 //! Validation here needs no ledger state, so it runs on the caller's thread
 //! (in parallel across callers); checks that need state (idempotency,
-//! expected versions) happen in the writer.
+//! expected versions) happen in the writer. The secret scan
+//! ([`crate::scan`]) is part of it: it costs CPU per byte, so it belongs
+//! here, spread over callers, and never in the single writer thread.
 
 use std::fmt;
 
@@ -14,6 +16,7 @@ use uuid::Uuid;
 use crate::config::{LedgerConfig, limits};
 use crate::error::{LedgerError, Result};
 use crate::ids::IdMap;
+use crate::scan::{ScanStop, SecretScanner};
 
 /// Default payload content type.
 pub const JSON: &str = "application/json";
@@ -164,8 +167,13 @@ pub(crate) struct PreparedEvent {
     pub(crate) payload: Vec<u8>,
 }
 
-/// Runs every stateless check on a request and computes the headers.
-pub(crate) fn prepare(request: AppendRequest, config: &LedgerConfig) -> Result<(Vec<PreparedEvent>, ExpectedVersion)> {
+/// Runs every stateless check on a request, the secret scan included, and
+/// computes the headers.
+pub(crate) fn prepare(
+    request: AppendRequest,
+    config: &LedgerConfig,
+    scanner: &SecretScanner,
+) -> Result<(Vec<PreparedEvent>, ExpectedVersion)> {
     let AppendRequest {
         events,
         expected_version,
@@ -184,7 +192,7 @@ pub(crate) fn prepare(request: AppendRequest, config: &LedgerConfig) -> Result<(
     }
     let mut first_position: IdMap<usize> = IdMap::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
-        validate(index, event, config)?;
+        validate(index, event, config, scanner)?;
         if let Some(first) = first_position.insert(*event.id.as_bytes(), index) {
             return Err(LedgerError::DuplicateIdInBatch {
                 event_id: event.id,
@@ -208,7 +216,7 @@ pub(crate) fn prepare(request: AppendRequest, config: &LedgerConfig) -> Result<(
     Ok((prepared, expected_version))
 }
 
-fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
+fn validate(index: usize, event: &Event, config: &LedgerConfig, scanner: &SecretScanner) -> Result<()> {
     let invalid = |field: &'static str, reason: String| LedgerError::InvalidEvent {
         index,
         event_id: event.id,
@@ -233,17 +241,6 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
             size: event.payload.len(),
             limit: config.max_payload_bytes,
         });
-    }
-    if is_json(&event.content_type)
-        && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload)
-    {
-        return Err(invalid(
-            "payload",
-            format!(
-                "content type is {} but the payload is not valid JSON: {err}",
-                event.content_type
-            ),
-        ));
     }
     // Nanosecond timestamps are i64: keep occurred_at inside that range.
     if event.occurred_at.timestamp_nanos_opt().is_none() {
@@ -279,6 +276,28 @@ fn validate(index: usize, event: &Event, config: &LedgerConfig) -> Result<()> {
     if let Some(signature) = &event.signature {
         check_name(&signature.key_id, limits::MAX_KEY_ID_BYTES)
             .map_err(|reason| invalid("signature.key_id", reason))?;
+    }
+    let not_json = |err: serde_json::Error| {
+        invalid(
+            "payload",
+            format!(
+                "content type is {} but the payload is not valid JSON: {err}",
+                event.content_type
+            ),
+        )
+    };
+    // The scan validates a JSON payload before walking it: when it did,
+    // the payload parsed.
+    let parsed = match scanner.scan_for_append(index, event) {
+        Ok(parsed) => parsed,
+        Err(ScanStop::Secret(hit)) => return Err(LedgerError::SecretDetected(hit)),
+        Err(ScanStop::NotJson(err)) => return Err(not_json(err)),
+    };
+    if !parsed
+        && is_json(&event.content_type)
+        && let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload)
+    {
+        return Err(not_json(err));
     }
     Ok(())
 }
@@ -346,6 +365,10 @@ mod tests {
         LedgerConfig::default()
     }
 
+    fn scanner() -> SecretScanner {
+        SecretScanner::default()
+    }
+
     fn field_of(err: LedgerError) -> &'static str {
         match err {
             LedgerError::InvalidEvent { field, .. } | LedgerError::InvalidRequest { field, .. } => field,
@@ -375,7 +398,7 @@ mod tests {
         for (field, mutate) in cases {
             let mut event = good.clone();
             mutate(&mut event);
-            let err = prepare(AppendRequest::new(vec![event]), &config()).expect_err(field);
+            let err = prepare(AppendRequest::new(vec![event]), &config(), &scanner()).expect_err(field);
             assert_eq!(field_of(err), field);
         }
     }
@@ -387,25 +410,25 @@ mod tests {
         config.max_batch_events = 2;
         let mut event = Event::json("s", "t", b"[1,2,3,4,5]".to_vec());
         event.content_type = "application/octet-stream".into();
-        let err = prepare(AppendRequest::new(vec![event]), &config).expect_err("too large");
+        let err = prepare(AppendRequest::new(vec![event]), &config, &scanner()).expect_err("too large");
         assert!(
             matches!(err, LedgerError::PayloadTooLarge { size: 11, limit: 8, .. }),
             "{err}"
         );
         let events = (0..3).map(|_| Event::json("s", "t", b"1".to_vec())).collect();
-        let err = prepare(AppendRequest::new(events), &config).expect_err("too many");
+        let err = prepare(AppendRequest::new(events), &config, &scanner()).expect_err("too many");
         assert!(
             matches!(err, LedgerError::BatchTooLarge { count: 3, limit: 2 }),
             "{err}"
         );
-        let err = prepare(AppendRequest::new(vec![]), &config).expect_err("empty");
+        let err = prepare(AppendRequest::new(vec![]), &config, &scanner()).expect_err("empty");
         assert_eq!(field_of(err), "events");
     }
 
     #[test]
     fn rejects_repeated_ids_and_mixed_stream_expectations() {
         let a = Event::json("s", "t", b"1".to_vec());
-        let err = prepare(AppendRequest::new(vec![a.clone(), a.clone()]), &config()).expect_err("dup");
+        let err = prepare(AppendRequest::new(vec![a.clone(), a.clone()]), &config(), &scanner()).expect_err("dup");
         assert!(
             matches!(
                 err,
@@ -423,9 +446,45 @@ mod tests {
             expected_version: ExpectedVersion::NoStream,
         };
         assert_eq!(
-            field_of(prepare(request, &config()).expect_err("mixed")),
+            field_of(prepare(request, &config(), &scanner()).expect_err("mixed")),
             "expected_version"
         );
+    }
+
+    #[test]
+    fn the_secret_scan_is_part_of_validation() {
+        let clean = Event::json(
+            "ops-hub/deploy-42",
+            "ops.release_observed",
+            br#"{"version":"1.4.2"}"#.to_vec(),
+        );
+        let leaky = Event::json(
+            "ops-hub/deploy-42",
+            "ops.release_observed",
+            br#"{"env":{"AWS_ACCESS_KEY_ID":"AKIAIOSFODNN7EXAMPLE"}}"#.to_vec(),
+        );
+        let request = AppendRequest::new(vec![clean.clone(), leaky.clone()]);
+        match prepare(request.clone(), &config(), &scanner()) {
+            Err(LedgerError::SecretDetected(hit)) => {
+                assert_eq!((hit.index, hit.event_id), (1, leaky.id));
+                assert_eq!(hit.field_path, "payload.env.AWS_ACCESS_KEY_ID");
+                assert_eq!(hit.rule, crate::scan::Rule::AwsAccessKeyId);
+            }
+            other => panic!("expected a secret hit, got {other:?}"),
+        }
+        assert!(prepare(request, &config(), &SecretScanner::disabled()).is_ok());
+    }
+
+    #[test]
+    fn invalid_json_is_refused_with_or_without_the_scan() {
+        let mut event = Event::json("s", "t", b"{\"a\": }".to_vec());
+        for scanner in [scanner(), SecretScanner::disabled()] {
+            let err = prepare(AppendRequest::new(vec![event.clone()]), &config(), &scanner).expect_err("not json");
+            assert!(err.to_string().contains("not valid JSON"), "{err}");
+            assert_eq!(field_of(err), "payload");
+        }
+        event.content_type = "text/plain".into();
+        assert!(prepare(AppendRequest::new(vec![event]), &config(), &scanner()).is_ok());
     }
 
     #[test]

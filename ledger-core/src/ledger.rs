@@ -33,6 +33,7 @@ use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
 use crate::reader::{read_one, read_range, scan_chunks};
 use crate::record::Record;
+use crate::scan::SecretScanner;
 use crate::segment::file::sync_dir;
 use crate::segment::index::LogIndex;
 use crate::segment::recovery::{ScanOutcome, open_tail, scan_log};
@@ -130,6 +131,15 @@ impl std::future::Future for PendingAppend {
     }
 }
 
+/// A batch that passed [`Ledger::check`]: its headers computed, ready for
+/// the writer. It remembers which ledger checked it: another ledger (with
+/// other limits or another scan policy) refuses it.
+#[derive(Debug)]
+pub struct CheckedBatch {
+    command: Command,
+    ledger_id: Uuid,
+}
+
 /// An open ledger. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Ledger {
@@ -137,6 +147,8 @@ pub struct Ledger {
     commands: RwLock<Option<mpsc::Sender<Command>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     producer_keys: RwLock<Option<Arc<dyn ProducerKeyResolver>>>,
+    /// Compiled from `config.secret_scan` at open.
+    scanner: SecretScanner,
     _lock: File,
 }
 
@@ -145,6 +157,8 @@ impl Ledger {
     /// missing. Verifies every segment (see `segment::recovery`).
     pub fn open(dir: impl AsRef<Path>, config: LedgerConfig, signer: Arc<dyn Signer>) -> Result<Ledger> {
         let dir = dir.as_ref().to_path_buf();
+        // A bad scan configuration is refused before anything is touched.
+        let scanner = SecretScanner::new(&config.secret_scan)?;
         std::fs::create_dir_all(&dir).map_err(|e| LedgerError::io(format!("creating {}", dir.display()), e))?;
         let lock = lock_dir(&dir)?;
         let identity = load_or_create_identity(&dir, &config)?;
@@ -241,6 +255,7 @@ impl Ledger {
             commands: RwLock::new(Some(command_tx)),
             threads: Mutex::new(vec![writer, indexer]),
             producer_keys: RwLock::new(None),
+            scanner,
             _lock: lock,
         })
     }
@@ -269,18 +284,26 @@ impl Ledger {
         &self.shared.signer
     }
 
-    fn validate(&self, request: AppendRequest) -> Result<Command> {
-        let (events, expected) = prepare(request, &self.shared.config)?;
+    /// Runs every check that needs no ledger state on a batch: field rules
+    /// and limits, the secret scan, producer signatures. Pure CPU work on
+    /// the calling thread; [`Ledger::submit`] and [`Ledger::append`] call
+    /// it, and a server may call it on a blocking thread for a large batch
+    /// and then hand the result to [`Ledger::submit_checked`].
+    pub fn check(&self, request: AppendRequest) -> Result<CheckedBatch> {
+        let (events, expected) = prepare(request, &self.shared.config, &self.scanner)?;
         let resolver = match self.producer_keys.read() {
             Ok(keys) => keys.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         verify_signatures(&events, resolver.as_deref())?;
         let (reply, _) = oneshot::channel();
-        Ok(Command {
-            events,
-            expected,
-            reply,
+        Ok(CheckedBatch {
+            command: Command {
+                events,
+                expected,
+                reply,
+            },
+            ledger_id: self.shared.identity.ledger_id,
         })
     }
 
@@ -292,7 +315,7 @@ impl Ledger {
     /// Appends an atomic batch and blocks until it is durable (or failed).
     /// Do not call from inside an async runtime; use [`Ledger::append_async`].
     pub fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        let mut command = self.validate(request)?;
+        let mut command = self.check(request)?.command;
         let (reply, receiver) = oneshot::channel();
         command.reply = reply;
         self.sender()?.blocking_send(command).map_err(|_| LedgerError::Closed)?;
@@ -312,7 +335,20 @@ impl Ledger {
     /// another are committed in that order, which lets a stream of batches
     /// be pipelined into group commit without reordering its receipts.
     pub async fn submit(&self, request: AppendRequest) -> Result<PendingAppend> {
-        let mut command = self.validate(request)?;
+        let batch = self.check(request)?;
+        self.submit_checked(batch).await
+    }
+
+    /// Queues a batch that passed [`Ledger::check`], as [`Ledger::submit`]
+    /// does after checking.
+    pub async fn submit_checked(&self, batch: CheckedBatch) -> Result<PendingAppend> {
+        if batch.ledger_id != self.shared.identity.ledger_id {
+            return Err(LedgerError::InvalidRequest {
+                field: "events",
+                reason: "the batch was checked by another ledger".to_string(),
+            });
+        }
+        let mut command = batch.command;
         let (reply, receiver) = oneshot::channel();
         command.reply = reply;
         self.sender()?.send(command).await.map_err(|_| LedgerError::Closed)?;

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Code, Status, Streaming};
 
 use crate::convert;
+use crate::service::check_and_submit;
 use crate::status::status;
 
 /// One request's place in the response order.
@@ -80,7 +81,7 @@ pub async fn run(
                     requests += 1;
                     let include_checkpoint = request.include_checkpoint;
                     let state = match convert::append_request(request) {
-                        Ok(batch) => ledger.submit(batch).await.map_err(status),
+                        Ok(batch) => check_and_submit(&ledger, batch).await.map_err(status),
                         Err(status) => Err(status),
                     };
                     pending.push_back(Slot { include_checkpoint, state });

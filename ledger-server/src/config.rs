@@ -2,13 +2,15 @@
 //! variable (clap reads both), then the TOML config file, then the default.
 //!
 //! Every setting has the same name in all three places: `--max-batch-events`,
-//! `LEDGER_MAX_BATCH_EVENTS`, `max_batch_events = ...`.
+//! `LEDGER_MAX_BATCH_EVENTS`, `max_batch_events = ...`. Two sections are
+//! file-only because they are tables: `[metrics]` and `[secret_scan]`;
+//! `--secret-scan on|off` (`LEDGER_SECRET_SCAN`) switches the latter.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ledger_core::projection::builtin::metrics::MetricsConfig;
-use ledger_core::{HashAlg, LedgerConfig};
+use ledger_core::{HashAlg, LedgerConfig, ScanConfig, SecretScanner};
 use serde::Deserialize;
 
 /// Default listen address: loopback only.
@@ -48,6 +50,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 /// Everything `server::run` needs.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -57,7 +68,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The checkpoint signing key; created as a development key if missing.
     pub key_file: PathBuf,
-    /// Ledger options (origin and tree hash apply when the ledger is created).
+    /// Ledger options (origin and tree hash apply when the ledger is
+    /// created), the secret scan (`[secret_scan]`) among them.
     pub ledger: LedgerConfig,
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
@@ -138,6 +150,12 @@ pub struct ServeArgs {
     /// Segment file size limit in bytes [default: 64 MiB].
     #[arg(long, env = "LEDGER_SEGMENT_MAX_BYTES")]
     pub segment_max_bytes: Option<u64>,
+    /// Refuse events holding credentials [default: on]. `off` turns the
+    /// scan off in every namespace; `on` keeps the config file's
+    /// per-namespace settings. Rules, namespaces and the allow-list are in
+    /// the config file's `[secret_scan]`.
+    #[arg(long, env = "LEDGER_SECRET_SCAN")]
+    pub secret_scan: Option<Switch>,
 }
 
 /// The config file: the same settings, all optional.
@@ -157,6 +175,7 @@ struct FileConfig {
     max_in_flight_per_stream: Option<usize>,
     segment_max_bytes: Option<u64>,
     metrics: Option<MetricsConfig>,
+    secret_scan: Option<ScanConfig>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -236,6 +255,24 @@ impl ServeArgs {
             })?;
             config.metrics = metrics;
         }
+        if let Some(scan) = file.secret_scan {
+            config.ledger.secret_scan = scan;
+        }
+        match self.secret_scan {
+            Some(Switch::On) => config.ledger.secret_scan.enabled = true,
+            Some(Switch::Off) => {
+                let scan = &mut config.ledger.secret_scan;
+                scan.enabled = false;
+                for namespace in scan.namespaces.values_mut() {
+                    namespace.enabled = Some(false);
+                }
+            }
+            None => {}
+        }
+        SecretScanner::new(&config.ledger.secret_scan).map_err(|e| ConfigError::Invalid {
+            setting: "secret_scan",
+            reason: e.to_string(),
+        })?;
         Ok(config)
     }
 }
@@ -298,6 +335,85 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(msg.contains("unknown field `max_batch_event`"), "{msg}");
+    }
+
+    const SECRET_SCAN: &str = r#"
+[secret_scan]
+disable_rules = ["jwt"]
+entropy_threshold = 3.5
+
+[secret_scan.allow]
+paths = ["payload.example_key"]
+values = ["AKIAIOSFODNN7EXAMPLE"]
+
+[secret_scan.namespaces.sandbox]
+enabled = false
+
+[secret_scan.namespaces."ops-hub"]
+rules = ["private-key-block", "aws-access-key-id"]
+"#;
+
+    #[test]
+    fn secret_scan_comes_from_the_file_and_the_switch() {
+        use ledger_core::scan::Rule;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let defaults = ServeArgs::default().resolve().expect("valid");
+        assert!(defaults.ledger.secret_scan.enabled, "on by default");
+        assert_eq!(defaults.ledger.secret_scan, ScanConfig::default());
+
+        let path = write(&dir, SECRET_SCAN);
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let scan = args.resolve().expect("valid").ledger.secret_scan;
+        assert!(scan.enabled);
+        assert_eq!(scan.disable_rules, vec![Rule::Jwt]);
+        assert_eq!(scan.entropy_threshold, 3.5);
+        assert_eq!(scan.allow.paths, vec!["payload.example_key".to_string()]);
+        assert_eq!(scan.namespaces["sandbox"].enabled, Some(false));
+        assert_eq!(
+            scan.namespaces["ops-hub"].rules,
+            Some(vec![Rule::PrivateKeyBlock, Rule::AwsAccessKeyId])
+        );
+
+        let off = ServeArgs {
+            config: Some(path),
+            secret_scan: Some(Switch::Off),
+            ..ServeArgs::default()
+        };
+        let scan = off.resolve().expect("valid").ledger.secret_scan;
+        assert!(!SecretScanner::new(&scan).expect("valid").scans("ops-hub/x"));
+        assert!(!SecretScanner::new(&scan).expect("valid").scans("other"));
+    }
+
+    #[test]
+    fn bad_secret_scan_settings_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = |text: &str| {
+            ServeArgs {
+                config: Some(write(&dir, text)),
+                ..ServeArgs::default()
+            }
+            .resolve()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        let msg = err("[secret_scan]\nrules = [\"no-such-rule\"]\n");
+        assert!(
+            msg.contains("no-such-rule") && msg.contains("private-key-block"),
+            "{msg}"
+        );
+        let msg = err("[secret_scan]\nentropy_threshold = 12.0\n");
+        assert!(msg.starts_with("secret_scan: entropy_threshold"), "{msg}");
+        let msg = err("[secret_scan.allow]\nvalue_hashes = [\"xyz\"]\n");
+        assert_eq!(
+            msg,
+            "secret_scan: allow.value_hashes[0]: not a BLAKE3 hash (64 hex digits)"
+        );
+        let msg = err("[secret_scan]\nenable = true\n");
+        assert!(msg.contains("unknown field `enable`"), "{msg}");
     }
 
     const RULE: &str = r#"

@@ -24,3 +24,4 @@ pub mod telemetry;
 
 pub use config::{ServeArgs, ServerConfig};
 pub use server::{ServerError, run, serve};
+pub use service::BLOCKING_CHECK_BYTES;

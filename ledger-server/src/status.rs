@@ -50,6 +50,7 @@ pub fn code(err: &LedgerError) -> Code {
         | LedgerError::DuplicateIdInBatch { .. }
         | LedgerError::UnknownProducerKey { .. }
         | LedgerError::BadProducerSignature { .. }
+        | LedgerError::SecretDetected(_)
         | LedgerError::Proof(_) => Code::InvalidArgument,
         LedgerError::PayloadTooLarge { .. } | LedgerError::BatchTooLarge { .. } => Code::ResourceExhausted,
         LedgerError::WrongExpectedVersion { .. } => Code::FailedPrecondition,
@@ -125,6 +126,26 @@ mod tests {
             Code::AlreadyExists
         );
         assert_eq!(status(LedgerError::Poisoned("fsync".into())).code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn secret_hits_are_invalid_argument_naming_event_path_and_rule() {
+        let id = Uuid::nil();
+        let s = status(LedgerError::SecretDetected(ledger_core::SecretHit {
+            index: 1,
+            event_id: id,
+            field_path: "payload.db.password".to_string(),
+            rule: ledger_core::scan::Rule::HighEntropySecret,
+            in_key: false,
+        }));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(
+            s.message(),
+            format!(
+                "events[1] (id {id}): payload.db.password matches secret rule high-entropy-secret; \
+                 remove the credential (the value is not logged)"
+            )
+        );
     }
 
     #[test]

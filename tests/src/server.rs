@@ -100,12 +100,41 @@ impl Ledgerd {
     /// `exe` is the `ledgerd` program (in tests,
     /// `env!("CARGO_BIN_EXE_test-ledgerd")`).
     pub fn spawn(exe: &str, dir: &Path) -> anyhow::Result<Ledgerd> {
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command.env("LEDGER_LOG", "warn").stderr(Stdio::inherit());
+        Ledgerd::start(command, dir)
+    }
+
+    /// As [`Ledgerd::spawn`], with `args` added to `ledgerd serve`, the log
+    /// level `log_level` (`LEDGER_LOG`), and everything the server logs to
+    /// stderr captured, for tests about what reaches the log.
+    pub fn spawn_logged(
+        exe: &str,
+        dir: &Path,
+        args: &[&str],
+        log_level: &str,
+    ) -> anyhow::Result<(Ledgerd, CapturedLog)> {
+        let mut command = Command::new(exe);
+        command.env("LEDGER_LOG", log_level).stderr(Stdio::piped());
+        let mut ledgerd = Ledgerd::start_with(command, dir, args)?;
+        let mut stderr = ledgerd.child.stderr.take().context("no stderr")?;
+        let reader = std::thread::spawn(move || {
+            let mut log = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut log).map(|_| log)
+        });
+        Ok((ledgerd, CapturedLog(reader)))
+    }
+
+    fn start(command: Command, dir: &Path) -> anyhow::Result<Ledgerd> {
+        Ledgerd::start_with(command, dir, &[])
+    }
+
+    fn start_with(mut command: Command, dir: &Path, args: &[&str]) -> anyhow::Result<Ledgerd> {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--origin", TEST_ORIGIN, "--data"])
             .arg(dir)
-            .env("LEDGER_LOG", "warn")
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
@@ -130,6 +159,23 @@ impl Ledgerd {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+}
+
+/// The stderr of a [`Ledgerd`] started by [`Ledgerd::spawn_logged`], read
+/// on a thread until the process exits.
+#[derive(Debug)]
+pub struct CapturedLog(std::thread::JoinHandle<std::io::Result<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Everything the process wrote to stderr. Stop the process first: this
+    /// waits for the end of the pipe.
+    pub fn text(self) -> anyhow::Result<String> {
+        let log = self
+            .0
+            .join()
+            .map_err(|_| anyhow::anyhow!("the log reader thread panicked"))??;
+        Ok(String::from_utf8_lossy(&log).into_owned())
     }
 }
 

@@ -20,3 +20,4 @@ mod proofs;
 mod recovery;
 mod replay_determinism;
 mod replay_kill;
+mod secrets;
