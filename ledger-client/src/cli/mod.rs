@@ -33,11 +33,34 @@ struct Cli {
     /// ledgerd address.
     #[arg(long, global = true, env = "LEDGER_SERVER", default_value = crate::DEFAULT_SERVER)]
     server: String,
+    /// API key (from `ledgerd auth add-principal` or `create-key`); prefer
+    /// the environment variable, which other users cannot see in `ps`.
+    #[arg(long, global = true, env = "LEDGER_API_KEY", hide_env_values = true)]
+    api_key: Option<Secret>,
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// A command-line secret: `Debug` (and so any dump of the parsed
+/// arguments) does not show it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +228,10 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::connect(&cli.server).await?;
+    let client = match cli.api_key.as_ref().filter(|k| !k.0.is_empty()) {
+        Some(key) => client.with_api_key(crate::ApiKey::new(&key.0)?),
+        None => client,
+    };
     let json = cli.json;
     match cli.command {
         Command::Append(args) => append(&client, args, json).await,
