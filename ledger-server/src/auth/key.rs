@@ -192,6 +192,20 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_hash_is_pinned() {
+        // A change here is a change of the principals file format: every
+        // stored key would stop verifying.
+        let hash = hash_secret(&[1; SALT_BYTES], "0011223344556677", &[2; SECRET_BYTES]);
+        assert_eq!(
+            hash.to_hex().as_str(),
+            "b68ba01115bca88d193331ebd38d826b8ca860660b8ea36770d827ae83dfd7b0"
+        );
+        // It is BLAKE3's derive_key over salt ‖ id ‖ secret, as documented.
+        let material = [&[1u8; SALT_BYTES][..], b"0011223344556677", &[2; SECRET_BYTES]].concat();
+        assert_eq!(hash, blake3::Hash::from(blake3::derive_key(HASH_CONTEXT, &material)));
+    }
+
+    #[test]
     fn bearer_headers_parse_strictly() -> Result<(), AuthError> {
         let key = NewKey::generate(Utc::now(), None)?;
         let text = key.expose();
