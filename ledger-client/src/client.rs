@@ -84,8 +84,13 @@ impl ApiKey {
         if key.is_empty() {
             return Err(invalid("is empty"));
         }
-        let mut value = AsciiMetadataValue::try_from(format!("Bearer {key}"))
-            .map_err(|_| invalid("holds characters that cannot be sent in metadata"))?;
+        // Metadata would carry other bytes too (HTTP obs-text), but no key
+        // holds them: say so here rather than be refused by the server.
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid("holds characters other than printable ASCII"));
+        }
+        let mut value =
+            AsciiMetadataValue::try_from(format!("Bearer {key}")).map_err(|_| invalid("cannot be sent as metadata"))?;
         value.set_sensitive(true);
         Ok(ApiKey(Some(value)))
     }
@@ -473,4 +478,38 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_key_goes_into_every_call_and_nowhere_else() -> Result<()> {
+        let secret = "lk_0011223344556677_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let mut key = ApiKey::new(&format!(" {secret}\n"))?;
+        assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
+        let request = key.call(tonic::Request::new(())).map_err(ClientError::from)?;
+        let value = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        assert_eq!(value, Some(format!("Bearer {secret}").as_str()));
+        assert!(
+            request
+                .metadata()
+                .get("authorization")
+                .is_some_and(|v| v.is_sensitive())
+        );
+
+        let mut none = ApiKey::default();
+        assert_eq!(format!("{none:?}"), "ApiKey(none)");
+        let request = none.call(tonic::Request::new(())).map_err(ClientError::from)?;
+        assert!(request.metadata().get("authorization").is_none());
+
+        for bad in ["", "  ", "lk_\u{e9}", "lk_a b"] {
+            assert!(
+                matches!(ApiKey::new(bad), Err(ClientError::InvalidInput { ref field, .. }) if field == "api_key"),
+                "{bad:?} accepted"
+            );
+        }
+        Ok(())
+    }
 }
