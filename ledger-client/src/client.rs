@@ -7,6 +7,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt as _};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
@@ -55,12 +58,64 @@ pub fn is_transient(status: &Status) -> bool {
         && !status.message().contains("poisoned")
 }
 
+/// An API key, sent as `authorization: Bearer <key>` metadata on every
+/// call; or none (a server in development mode needs none). The value is
+/// marked sensitive (never indexed by HPACK), and `Debug` does not show it.
+#[derive(Clone, Default)]
+pub struct ApiKey(Option<AsciiMetadataValue>);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("ApiKey(<redacted>)"),
+            None => f.write_str("ApiKey(none)"),
+        }
+    }
+}
+
+impl ApiKey {
+    /// The key `key` (as `ledgerd auth` printed it: `lk_...`).
+    pub fn new(key: &str) -> Result<ApiKey> {
+        let key = key.trim();
+        let invalid = |reason: &str| ClientError::InvalidInput {
+            field: "api_key".to_string(),
+            reason: reason.to_string(),
+        };
+        if key.is_empty() {
+            return Err(invalid("is empty"));
+        }
+        // Metadata would carry other bytes too (HTTP obs-text), but no key
+        // holds them: say so here rather than be refused by the server.
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid("holds characters other than printable ASCII"));
+        }
+        let mut value =
+            AsciiMetadataValue::try_from(format!("Bearer {key}")).map_err(|_| invalid("cannot be sent as metadata"))?;
+        value.set_sensitive(true);
+        Ok(ApiKey(Some(value)))
+    }
+}
+
+impl Interceptor for ApiKey {
+    fn call(&mut self, mut request: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// What the generated clients run on: the channel, with the [`ApiKey`]
+/// added to every call.
+pub type AuthChannel = InterceptedService<Channel, ApiKey>;
+
 /// A connection to `ledgerd`. Cheap to clone (clones share the connection).
 #[derive(Clone, Debug)]
 pub struct Client {
-    inner: LedgerClient<Channel>,
-    projections: ProjectionsClient<Channel>,
-    bundles: BundlesClient<Channel>,
+    channel: Channel,
+    inner: LedgerClient<AuthChannel>,
+    projections: ProjectionsClient<AuthChannel>,
+    bundles: BundlesClient<AuthChannel>,
     retry: RetryPolicy,
 }
 
@@ -69,7 +124,7 @@ impl Client {
     /// connection is made on first use and remade after it drops.
     pub fn connect_lazy(endpoint: &str) -> Result<Client> {
         let channel = endpoint_of(endpoint)?.connect_lazy();
-        Ok(Client::with_channel(channel))
+        Ok(Client::with_channel(channel, ApiKey::default()))
     }
 
     /// Connects to `endpoint` now, failing if it cannot be reached.
@@ -81,18 +136,26 @@ impl Client {
                 endpoint: endpoint.to_string(),
                 reason: error_chain(&e),
             })?;
-        Ok(Client::with_channel(channel))
+        Ok(Client::with_channel(channel, ApiKey::default()))
     }
 
-    fn with_channel(channel: Channel) -> Client {
+    fn with_channel(channel: Channel, key: ApiKey) -> Client {
+        let authed = || InterceptedService::new(channel.clone(), key.clone());
         Client {
-            inner: LedgerClient::new(channel.clone())
+            inner: LedgerClient::new(authed())
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024),
-            projections: ProjectionsClient::new(channel.clone()).max_decoding_message_size(64 * 1024 * 1024),
-            bundles: BundlesClient::new(channel),
+            projections: ProjectionsClient::new(authed()).max_decoding_message_size(64 * 1024 * 1024),
+            bundles: BundlesClient::new(authed()),
+            channel: channel.clone(),
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// This client presenting `key` on every call (same connection).
+    pub fn with_api_key(self, key: ApiKey) -> Client {
+        let retry = self.retry.clone();
+        Client::with_channel(self.channel, key).with_retry(retry)
     }
 
     /// Replaces the retry policy.
@@ -101,8 +164,9 @@ impl Client {
         self
     }
 
-    /// The generated client, for calls this wrapper does not cover.
-    pub fn raw(&self) -> LedgerClient<Channel> {
+    /// The generated client (with the API key), for calls this wrapper
+    /// does not cover.
+    pub fn raw(&self) -> LedgerClient<AuthChannel> {
         self.inner.clone()
     }
 
@@ -414,4 +478,38 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_key_goes_into_every_call_and_nowhere_else() -> Result<()> {
+        let secret = "lk_0011223344556677_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let mut key = ApiKey::new(&format!(" {secret}\n"))?;
+        assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
+        let request = key.call(tonic::Request::new(())).map_err(ClientError::from)?;
+        let value = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        assert_eq!(value, Some(format!("Bearer {secret}").as_str()));
+        assert!(
+            request
+                .metadata()
+                .get("authorization")
+                .is_some_and(|v| v.is_sensitive())
+        );
+
+        let mut none = ApiKey::default();
+        assert_eq!(format!("{none:?}"), "ApiKey(none)");
+        let request = none.call(tonic::Request::new(())).map_err(ClientError::from)?;
+        assert!(request.metadata().get("authorization").is_none());
+
+        for bad in ["", "  ", "lk_\u{e9}", "lk_a b"] {
+            assert!(
+                matches!(ApiKey::new(bad), Err(ClientError::InvalidInput { ref field, .. }) if field == "api_key"),
+                "{bad:?} accepted"
+            );
+        }
+        Ok(())
+    }
 }

@@ -10,6 +10,8 @@
 //! # async fn demo() -> ledger_client::Result<()> {
 //! use ledger_client::{Client, proto};
 //! let client = Client::connect("http://127.0.0.1:50051").await?;
+//! // A server with principals wants an API key (`ledgerd auth` prints it).
+//! let client = client.with_api_key(ledger_client::ApiKey::new("lk_...")?);
 //! let event = ledger_client::event("service/registry", "ops.health_checked", br#"{"ok":true}"#.to_vec());
 //! let response = client
 //!     .append(proto::AppendRequest { events: vec![event], ..Default::default() })
@@ -26,7 +28,7 @@ pub mod cli;
 mod client;
 mod error;
 
-pub use client::{AppendReceipts, AppendSink, Client, DEFAULT_SERVER, RetryPolicy, is_transient};
+pub use client::{ApiKey, AppendReceipts, AppendSink, AuthChannel, Client, DEFAULT_SERVER, RetryPolicy, is_transient};
 pub use error::{ClientError, Result, code_name};
 
 /// Generated from `proto/ledger/v1/ledger.proto` (package `ledger.v1`).

@@ -7,6 +7,10 @@
 //! The response channel holds at most `max_in_flight` responses, so a
 //! producer that stops reading responses is stopped the same way. Nothing is
 //! dropped and nothing is buffered without bound.
+//!
+//! Each request is authorized like a unary `Append`; one the caller may not
+//! make is answered in place with `PERMISSION_DENIED`, like any other
+//! failed request.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,8 +20,9 @@ use ledger_core::{Ledger, PendingAppend};
 use tokio::sync::{mpsc, watch};
 use tonic::{Code, Status, Streaming};
 
+use crate::auth::Caller;
 use crate::convert;
-use crate::service::check_and_submit;
+use crate::service::{authorize_append, check_and_submit};
 use crate::status::status;
 
 /// One request's place in the response order.
@@ -48,6 +53,7 @@ impl Slot {
 /// Serves one `AppendStream` call until the producer closes its side (or
 /// the server stops), then answers everything still in flight.
 pub async fn run(
+    caller: Caller,
     ledger: Arc<Ledger>,
     mut inbound: Streaming<proto::AppendRequest>,
     tx: mpsc::Sender<Result<proto::AppendResponse, Status>>,
@@ -80,7 +86,7 @@ pub async fn run(
                 Ok(Some(request)) => {
                     requests += 1;
                     let include_checkpoint = request.include_checkpoint;
-                    let state = match convert::append_request(request) {
+                    let state = match authorize_append(&caller, &request).and_then(|()| convert::append_request(request)) {
                         Ok(batch) => check_and_submit(&ledger, batch).await.map_err(status),
                         Err(status) => Err(status),
                     };

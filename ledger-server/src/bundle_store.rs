@@ -34,6 +34,12 @@ pub struct BundleSummary {
     pub manifest_digest: String,
     /// Whether the payloads were left out.
     pub payloads_withheld: bool,
+    /// The namespaces of its records, sorted: who may read all of them may
+    /// get the bundle. Absent in summaries written before authorization
+    /// existed; such a bundle is shown only to callers who read every
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
 }
 
 /// Why a stored bundle could not be written or read.
@@ -90,8 +96,26 @@ impl BundleStore {
         }
     }
 
-    /// Writes `bundle` durably and returns its summary.
-    pub fn put(&self, bundle: &Bundle, payloads_withheld: bool) -> Result<BundleSummary, StoreError> {
+    /// The summary of bundle `id`, if stored.
+    pub fn summary(&self, id: &str) -> Result<BundleSummary, StoreError> {
+        let id = Uuid::parse_str(id).map_err(|_| StoreError::BadId(id.to_string()))?;
+        let path = self.path(&id, "summary.json");
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(id.to_string())),
+            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+        };
+        serde_json::from_slice(&text).map_err(|e| StoreError::Encode(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes `bundle` (whose records are in `namespaces`) durably and
+    /// returns its summary.
+    pub fn put(
+        &self,
+        bundle: &Bundle,
+        payloads_withheld: bool,
+        namespaces: Vec<String>,
+    ) -> Result<BundleSummary, StoreError> {
         let id = Uuid::parse_str(&bundle.manifest.bundle_id)
             .map_err(|_| StoreError::BadId(bundle.manifest.bundle_id.clone()))?;
         let mut bytes = serde_json::to_vec_pretty(bundle).map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -107,6 +131,7 @@ impl BundleStore {
             bytes: bytes.len() as u64,
             manifest_digest: hex::encode(digest),
             payloads_withheld,
+            namespaces: Some(namespaces),
         };
         let summary_bytes = serde_json::to_vec(&summary).map_err(|e| StoreError::Encode(e.to_string()))?;
         fs::create_dir_all(&self.dir).map_err(io(format!("creating {}", self.dir.display())))?;

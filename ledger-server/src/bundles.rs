@@ -1,8 +1,13 @@
 //! The `ledger.v1.Bundles` gRPC service: select records from the bundle
 //! index, assemble and seal a bundle (`ledger_core::bundle`), store it
 //! (`bundle_store`), stream it back, list what is stored.
+//!
+//! A bundle stands for everything its selector picks, so Create refuses a
+//! caller who may not read every record it would hold (rather than leave
+//! records out); the summary keeps the bundle's namespaces, and Get and
+//! List treat a bundle the caller may not wholly read as absent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read as _;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
+use crate::auth::{Caller, Permission, namespace_of};
 use crate::bundle_store::{BundleStore, BundleSummary, StoreError};
 use crate::service::rpc_span;
 use crate::status::{projection_status, status};
@@ -72,11 +78,18 @@ fn summary_message(s: BundleSummary) -> proto::BundleSummary {
     }
 }
 
+/// `NOT_FOUND` for a bundle the caller may not see, worded as for a
+/// missing one.
+fn hidden(id: &str) -> Status {
+    store_status(StoreError::NotFound(id.to_string()))
+}
+
 /// The blocking half of Create.
 fn create(
     ledger: &Ledger,
     builtins: &Builtins,
     store: &BundleStore,
+    caller: &Caller,
     request: proto::CreateBundleRequest,
 ) -> Result<proto::CreateBundleResponse, Status> {
     if request.selector.is_empty() {
@@ -87,6 +100,12 @@ fn create(
     }
     let filter: HashMap<String, String> = request.selector.clone().into_iter().collect();
     let selector = selector_from_filter(&filter, "selector").map_err(projection_status)?;
+    // A stream fixes the namespace: refuse before looking anything up.
+    if let Some(stream) = request.selector.get("stream") {
+        caller.require_stream(Permission::Read, "selector.stream", stream)?;
+    } else {
+        caller.require_some_read()?;
+    }
     let len = ledger.len();
     if let Some(beyond) = request.consistency_from.iter().find(|&&size| size > len) {
         return Err(Status::invalid_argument(format!(
@@ -104,13 +123,29 @@ fn create(
     if seqs.is_empty() {
         return Err(Status::not_found("selector: no records match it"));
     }
+    let mut namespaces = BTreeSet::new();
+    for &seq in &seqs {
+        let record = ledger.read(seq).map_err(status)?;
+        namespaces.insert(namespace_of(record.stream()).to_string());
+    }
+    let namespaces: Vec<String> = namespaces.into_iter().collect();
+    if !caller.may_read_all(Some(&namespaces)) {
+        // Which namespaces is not said: the caller may not know they exist.
+        return Err(Status::permission_denied(format!(
+            "selector: principal {:?} may not read every record it selects (a bundle is never cut down); \
+             narrow it, e.g. with stream",
+            caller.name()
+        )));
+    }
     let options = BundleOptions {
         selector: request.selector.into_iter().collect::<BTreeMap<_, _>>(),
         withhold_payloads: request.withhold_payloads,
         consistency_from: request.consistency_from,
     };
     let bundle = assemble(ledger, &seqs, &options).map_err(status)?;
-    let summary = store.put(&bundle, options.withhold_payloads).map_err(store_status)?;
+    let summary = store
+        .put(&bundle, options.withhold_payloads, namespaces)
+        .map_err(store_status)?;
     let digest = manifest_digest(&bundle.manifest).map_err(|e| Status::internal(e.to_string()))?;
     tracing::info!(
         bundle_id = %summary.bundle_id,
@@ -138,9 +173,10 @@ impl bundles_server::Bundles for BundlesService {
         request: Request<proto::CreateBundleRequest>,
     ) -> Result<Response<proto::CreateBundleResponse>, Status> {
         let span = rpc_span("CreateBundle", &request);
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let (ledger, builtins, store) = (Arc::clone(&self.ledger), Arc::clone(&self.builtins), self.store.clone());
-        tokio::task::spawn_blocking(move || create(&ledger, &builtins, &store, request))
+        tokio::task::spawn_blocking(move || create(&ledger, &builtins, &store, &caller, request))
             .instrument(span)
             .await
             .map_err(|e| Status::internal(format!("bundle task failed: {e}")))?
@@ -152,7 +188,14 @@ impl bundles_server::Bundles for BundlesService {
     async fn get(&self, request: Request<proto::GetBundleRequest>) -> Result<Response<ChunkStream>, Status> {
         let span = rpc_span("GetBundle", &request);
         let _entered = span.enter();
-        let path = self.store.file(&request.into_inner().bundle_id).map_err(store_status)?;
+        let caller = Caller::of(&request)?;
+        caller.require_some_read()?;
+        let id = request.into_inner().bundle_id;
+        let summary = self.store.summary(&id).map_err(store_status)?;
+        if !caller.may_read_all(summary.namespaces.as_deref()) {
+            return Err(hidden(&summary.bundle_id));
+        }
+        let path = self.store.file(&id).map_err(store_status)?;
         let mut file = std::fs::File::open(&path).map_err(|e| {
             store_status(StoreError::Io {
                 context: format!("opening {}", path.display()),
@@ -187,6 +230,8 @@ impl bundles_server::Bundles for BundlesService {
         request: Request<proto::ListBundlesRequest>,
     ) -> Result<Response<proto::ListBundlesResponse>, Status> {
         let span = rpc_span("ListBundles", &request);
+        let caller = Caller::of(&request)?;
+        caller.require_some_read()?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.list())
             .instrument(span)
@@ -195,7 +240,11 @@ impl bundles_server::Bundles for BundlesService {
             .map_err(store_status)
             .map(|list| {
                 Response::new(proto::ListBundlesResponse {
-                    bundles: list.into_iter().map(summary_message).collect(),
+                    bundles: list
+                        .into_iter()
+                        .filter(|s| caller.may_read_all(s.namespaces.as_deref()))
+                        .map(summary_message)
+                        .collect(),
                 })
             })
     }

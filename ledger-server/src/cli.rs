@@ -1,12 +1,14 @@
 //! The `ledgerd` command line: `serve` runs the gRPC service; `demo`
-//! exercises the real ledger end to end on a data directory. The binary is
+//! exercises the real ledger end to end on a data directory; `keys` rotates
+//! the signing key; `auth` manages principals and API keys. The binary is
 //! `fn main() { ledger_server::cli::main() }`, kept here so that tests can
 //! build the same program as a binary of their own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::LogFormat;
+use crate::auth::{Grant, Principals};
+use crate::config::{LogFormat, PRINCIPALS_FILE};
 use crate::server::load_or_create_key;
 use crate::{ServeArgs, ServerConfig, telemetry};
 use anyhow::Context as _;
@@ -45,6 +47,100 @@ enum Command {
     /// Manage the ledger signing key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage principals and their API keys (the principals file). A
+    /// running ledgerd picks changes up within a second or two; one started
+    /// without principals (development mode) must be restarted.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+/// Where the principals file is.
+#[derive(Debug, clap::Args)]
+struct PrincipalsFileArgs {
+    /// Ledger data directory (the file is <data>/principals.toml).
+    #[arg(long, env = "LEDGER_DATA", default_value = "./ledger-data")]
+    data: PathBuf,
+    /// The principals file [default: <data>/principals.toml].
+    #[arg(long, env = "LEDGER_PRINCIPALS")]
+    principals: Option<PathBuf>,
+}
+
+impl PrincipalsFileArgs {
+    fn path(&self) -> PathBuf {
+        self.principals
+            .clone()
+            .unwrap_or_else(|| self.data.join(PRINCIPALS_FILE))
+    }
+}
+
+/// When a new key stops working.
+#[derive(Debug, clap::Args)]
+struct ExpiryArgs {
+    /// Expiry time, RFC 3339 (e.g. 2027-01-31T00:00:00Z) [default: never].
+    #[arg(long, conflicts_with = "expires_in_days")]
+    expires_at: Option<String>,
+    /// Expiry in days from now [default: never].
+    #[arg(long)]
+    expires_in_days: Option<u32>,
+}
+
+impl ExpiryArgs {
+    fn resolve(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        if let Some(days) = self.expires_in_days {
+            return Ok(Some(now + chrono::Duration::days(i64::from(days))));
+        }
+        self.expires_at
+            .as_deref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .with_context(|| format!("--expires-at: {t:?} is not an RFC 3339 time"))
+            })
+            .transpose()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Add a principal with grants and a first API key. The key is printed
+    /// on stdout, once; only its salted hash is written to the file.
+    AddPrincipal {
+        #[command(flatten)]
+        file: PrincipalsFileArgs,
+        /// The principal's name (in logs and PERMISSION_DENIED messages).
+        #[arg(long)]
+        name: String,
+        /// NAMESPACE:PERMISSIONS, e.g. ops-hub:append, ci:read,append,
+        /// *:admin (every namespace), :read (streams without '/'). Repeatable.
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+    },
+    /// Make another API key for a principal (to rotate keys: create, switch
+    /// the client, revoke the old one). Printed on stdout, once.
+    CreateKey {
+        #[command(flatten)]
+        file: PrincipalsFileArgs,
+        /// The principal.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+    },
+    /// Revoke an API key by its id (the 16 hex digits after `lk_`).
+    RevokeKey {
+        #[command(flatten)]
+        file: PrincipalsFileArgs,
+        /// The key id.
+        #[arg(long)]
+        key_id: String,
+    },
+    /// List principals, grants and keys (ids and dates; never secrets).
+    List {
+        #[command(flatten)]
+        file: PrincipalsFileArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,10 +177,93 @@ pub fn main() -> anyhow::Result<()> {
             let key_file = key_file.unwrap_or_else(|| data.join("ledger.key"));
             crate::keys::rotate(&data, &key_file)
         }
+        Command::Auth(command) => auth(command),
+    }
+}
+
+/// `ledgerd auth ...`: edits the principals file. New keys go to stdout
+/// alone (so `KEY=$(ledgerd auth add-principal ...)` works); everything
+/// else to stderr.
+fn auth(command: AuthCommand) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    match command {
+        AuthCommand::AddPrincipal {
+            file,
+            name,
+            grants,
+            expiry,
+        } => {
+            let path = file.path();
+            let grants = grants
+                .iter()
+                .map(|g| Grant::parse(g))
+                .collect::<Result<Vec<_>, _>>()
+                .context("--grant")?;
+            let expires_at = expiry.resolve(now)?;
+            let mut principals = Principals::load_or_empty(&path)?;
+            principals.add_principal(&name, grants.clone())?;
+            let key = principals.add_key(&name, now, expires_at)?;
+            principals.save(&path)?;
+            let grants: Vec<String> = grants.iter().map(Grant::to_string).collect();
+            eprintln!(
+                "added principal {name:?} ({}) to {}; its API key (id {}, {}), shown only now:",
+                grants.join(" "),
+                path.display(),
+                key.entry().id,
+                expiry_text(key.entry().expires_at),
+            );
+            println!("{}", key.expose());
+        }
+        AuthCommand::CreateKey { file, name, expiry } => {
+            let path = file.path();
+            let expires_at = expiry.resolve(now)?;
+            let mut principals = Principals::load(&path)?;
+            let key = principals.add_key(&name, now, expires_at)?;
+            principals.save(&path)?;
+            eprintln!(
+                "new API key for {name:?} in {} (id {}, {}), shown only now:",
+                path.display(),
+                key.entry().id,
+                expiry_text(key.entry().expires_at),
+            );
+            println!("{}", key.expose());
+        }
+        AuthCommand::RevokeKey { file, key_id } => {
+            let path = file.path();
+            let mut principals = Principals::load(&path)?;
+            let name = principals.revoke_key(&key_id.to_ascii_lowercase(), now)?;
+            principals.save(&path)?;
+            eprintln!("revoked API key {key_id} of {name:?} in {}", path.display());
+        }
+        AuthCommand::List { file } => {
+            let path = file.path();
+            let principals = Principals::load(&path)?;
+            for p in &principals.principals {
+                let grants: Vec<String> = p.grants.iter().map(Grant::to_string).collect();
+                println!("{}  grants: {}", p.name, grants.join(" "));
+                for k in &p.keys {
+                    let state = match k.revoked_at {
+                        Some(t) => format!("revoked {}", t.to_rfc3339()),
+                        None => expiry_text(k.expires_at),
+                    };
+                    println!("  key {}  created {}  {state}", k.id, k.created_at.to_rfc3339());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn expiry_text(expires_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match expires_at {
+        Some(t) => format!("expires {}", t.to_rfc3339()),
+        None => "never expires".to_string(),
     }
 }
 
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    // Before anything: without principals, nothing but loopback is bound.
+    crate::auth::check_listen(config.listen, config.principals_file.is_none())?;
     // Created here (not inside `run`) so the verifier key reaches stdout.
     dev_key(&config.key_file, &config.ledger.origin)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -17,6 +17,8 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default data directory.
 pub const DEFAULT_DATA: &str = "./ledger-data";
+/// The principals file looked for in the data directory.
+pub const PRINCIPALS_FILE: &str = "principals.toml";
 
 /// A setting that cannot be used, named as the user wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,9 @@ pub struct ServerConfig {
     /// The metrics projection's alert rules and minute retention (config
     /// file only: `[metrics]` and `[[metrics.rules]]`).
     pub metrics: MetricsConfig,
+    /// The principals file (`crate::auth::principals`); `None` is
+    /// development mode: no authentication, loopback only.
+    pub principals_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -104,6 +109,7 @@ impl ServerConfig {
             subscriber_buffer: 256,
             log_format: LogFormat::Text,
             metrics: MetricsConfig::default(),
+            principals_file: None,
         }
     }
 }
@@ -156,6 +162,11 @@ pub struct ServeArgs {
     /// the config file's `[secret_scan]`.
     #[arg(long, env = "LEDGER_SECRET_SCAN")]
     pub secret_scan: Option<Switch>,
+    /// Principals file (API key hashes and grants) [default:
+    /// <data>/principals.toml if it exists; without one, ledgerd runs in
+    /// development mode: no authentication, loopback only].
+    #[arg(long, env = "LEDGER_PRINCIPALS")]
+    pub principals: Option<PathBuf>,
 }
 
 /// The config file: the same settings, all optional.
@@ -176,6 +187,7 @@ struct FileConfig {
     segment_max_bytes: Option<u64>,
     metrics: Option<MetricsConfig>,
     secret_scan: Option<ScanConfig>,
+    principals: Option<PathBuf>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -248,6 +260,20 @@ impl ServeArgs {
         if let Some(v) = self.segment_max_bytes.or(file.segment_max_bytes) {
             config.ledger.segment_max_bytes = positive("segment_max_bytes", v)?;
         }
+        config.principals_file = match self.principals.or(file.principals) {
+            Some(path) if path.is_file() => Some(path),
+            Some(path) => {
+                return Err(ConfigError::Invalid {
+                    setting: "principals",
+                    reason: format!(
+                        "{} is not a file; create it with `ledgerd auth add-principal --principals {} --name NAME --grant NAMESPACE:PERMISSIONS`",
+                        path.display(),
+                        path.display()
+                    ),
+                });
+            }
+            None => Some(data.join(PRINCIPALS_FILE)).filter(|p| p.is_file()),
+        };
         if let Some(metrics) = file.metrics {
             metrics.validate().map_err(|e| ConfigError::Invalid {
                 setting: "metrics",
@@ -414,6 +440,36 @@ rules = ["private-key-block", "aws-access-key-id"]
         );
         let msg = err("[secret_scan]\nenable = true\n");
         assert!(msg.contains("unknown field `enable`"), "{msg}");
+    }
+
+    #[test]
+    fn principals_come_from_the_data_directory_or_a_named_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let resolve = |principals: Option<PathBuf>| {
+            ServeArgs {
+                data: Some(dir.path().to_path_buf()),
+                principals,
+                ..ServeArgs::default()
+            }
+            .resolve()
+        };
+        assert_eq!(resolve(None).expect("valid").principals_file, None);
+        let msg = resolve(Some(dir.path().join("missing.toml")))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.starts_with("principals: ") && msg.contains("missing.toml is not a file"),
+            "{msg}"
+        );
+        let default = dir.path().join(PRINCIPALS_FILE);
+        std::fs::write(&default, "").expect("write");
+        assert_eq!(resolve(None).expect("valid").principals_file, Some(default));
+        let named = write(&dir, "");
+        assert_eq!(
+            resolve(Some(named.clone())).expect("valid").principals_file,
+            Some(named)
+        );
     }
 
     const RULE: &str = r#"

@@ -4,10 +4,14 @@
 //! Data flow: a gRPC request is converted ([`convert`]) into a
 //! `ledger_core` request, served by the one open [`ledger_core::Ledger`],
 //! and every error on the way becomes a status in one place ([`status`]).
+//! Before any of it, the [`auth`] layer turns the caller's API key into a
+//! principal, whose grants each handler checks against the namespaces it
+//! touches.
 
 #![deny(missing_docs)]
 
 mod append_stream;
+pub mod auth;
 pub mod bundle_store;
 mod bundles;
 pub mod cli;

@@ -3,6 +3,10 @@
 //!
 //! Everything here touches sled or folds records, so it runs on the
 //! blocking pool; a replay streams its progress from there.
+//!
+//! A projection folds records of every namespace into one state and no row
+//! says which namespaces it came from, so reading any of it needs `read` on
+//! `*`, and a replay (an operation on the whole server) `admin` on `*`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
+use crate::auth::{Caller, Permission};
 use crate::service::rpc_span;
 use crate::status::projection_status;
 
@@ -67,6 +72,7 @@ impl projections_server::Projections for ProjectionsService {
         request: Request<proto::GetStatusRequest>,
     ) -> Result<Response<proto::GetStatusResponse>, Status> {
         let span = rpc_span("GetStatus", &request);
+        Caller::of(&request)?.require_everywhere(Permission::Read)?;
         let request = request.into_inner();
         self.blocking(move |engine, _| {
             let mut out = Vec::new();
@@ -108,6 +114,7 @@ impl projections_server::Projections for ProjectionsService {
         request: Request<proto::ListFaultsRequest>,
     ) -> Result<Response<proto::ListFaultsResponse>, Status> {
         let span = rpc_span("ListFaults", &request);
+        Caller::of(&request)?.require_everywhere(Permission::Read)?;
         let request = request.into_inner();
         if request.limit > MAX_FAULTS {
             return Err(Status::invalid_argument(format!(
@@ -134,6 +141,7 @@ impl projections_server::Projections for ProjectionsService {
 
     async fn replay(&self, request: Request<proto::ReplayRequest>) -> Result<Response<ReplayStream>, Status> {
         let span = rpc_span("Replay", &request);
+        Caller::of(&request)?.require_everywhere(Permission::Admin)?;
         let request = request.into_inner();
         if !self.engine.names().contains(&request.name.as_str()) {
             return Err(projection_status(ProjectionError::Unknown(request.name)));
@@ -166,6 +174,7 @@ impl projections_server::Projections for ProjectionsService {
 
     async fn query(&self, request: Request<proto::QueryRequest>) -> Result<Response<proto::QueryResponse>, Status> {
         let span = rpc_span("Query", &request);
+        Caller::of(&request)?.require_everywhere(Permission::Read)?;
         let request = request.into_inner();
         let as_of = match request.as_of.and_then(|a| a.point) {
             None => AsOf::Live,

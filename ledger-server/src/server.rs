@@ -1,12 +1,14 @@
 //! Starting and stopping the service: open (or create) the ledger and its
 //! signing key, serve `ledger.v1.Ledger` and `ledger.v1.Projections` (the
-//! projection engine runs beside the ledger) with gRPC health and reflection,
-//! and on shutdown stop accepting, end streams, finish in-flight appends and
-//! close the ledger (which syncs it) before returning.
+//! projection engine runs beside the ledger) with gRPC health and reflection
+//! behind the authentication layer (`auth`), and on shutdown stop accepting,
+//! end streams, finish in-flight appends and close the ledger (which syncs
+//! it) before returning.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ledger_client::proto::{
     self, bundles_server::BundlesServer, ledger_server::LedgerServer, projections_server::ProjectionsServer,
@@ -21,6 +23,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::auth::{AuthError, AuthLayer, Authenticator, InsecureListen, check_listen};
 use crate::bundle_store::BundleStore;
 use crate::bundles::BundlesService;
 use crate::config::ServerConfig;
@@ -48,6 +51,48 @@ pub enum ServerError {
     /// A background task panicked.
     #[error("{0}")]
     Task(String),
+    /// The principals file could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// No principals are configured and the address is not loopback.
+    #[error(transparent)]
+    InsecureListen(#[from] InsecureListen),
+}
+
+/// How often a running server checks the principals file for changes.
+const PRINCIPALS_POLL: Duration = Duration::from_secs(1);
+
+/// The authenticator of `config` for a server on `listener`: refuses to
+/// serve anything but loopback without principals (development mode).
+fn authenticator(listener: &TcpListener, config: &ServerConfig) -> Result<Arc<Authenticator>, ServerError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Config(format!("listen: no local address: {e}")))?;
+    check_listen(addr, config.principals_file.is_none())?;
+    let auth = match &config.principals_file {
+        None => Authenticator::development(),
+        Some(path) => Authenticator::from_file(path)?,
+    };
+    Ok(Arc::new(auth))
+}
+
+/// Keeps the principals of `auth` in step with their file (revocations take
+/// effect without a restart) until aborted.
+async fn follow_principals(auth: Arc<Authenticator>) {
+    let mut tick = tokio::time::interval(PRINCIPALS_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let reloading = Arc::clone(&auth);
+        match tokio::task::spawn_blocking(move || reloading.reload_if_changed()).await {
+            Ok(Ok(true)) => tracing::info!(principals = auth.principal_count(), "principals file changed: reloaded"),
+            Ok(Ok(false)) => {}
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "principals file not reloaded; the loaded principals stay in force")
+            }
+            Err(err) => tracing::error!(error = %err, "principals reload task failed"),
+        }
+    }
 }
 
 /// Loads the checkpoint signing key, or creates a development key (mode
@@ -87,6 +132,8 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Refuse an insecure or broken setup before touching the ledger.
+    authenticator(&listener, &config)?;
     let open_config = config.clone();
     let ledger = tokio::task::spawn_blocking(move || open_ledger(&open_config))
         .await
@@ -122,6 +169,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let auth = authenticator(&listener, &config)?;
     let addr = listener.local_addr().ok();
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -164,6 +212,25 @@ pub async fn serve(
         );
 
     let identity = ledger.identity();
+    let reloader = match &config.principals_file {
+        None => {
+            tracing::warn!("development mode: no principals configured, authentication is off, bound to loopback only");
+            None
+        }
+        Some(path) => {
+            tracing::info!(
+                principals_file = %path.display(),
+                principals = auth.principal_count(),
+                "authentication on: API keys required"
+            );
+            if auth.principal_count() == 0 {
+                tracing::warn!(
+                    "the principals file has no principals: every call but health and reflection is refused"
+                );
+            }
+            Some(tokio::spawn(follow_principals(Arc::clone(&auth))))
+        }
+    };
     tracing::info!(
         listen = %addr.map_or_else(|| "?".to_string(), |a| a.to_string()),
         data = %config.data_dir.display(),
@@ -180,15 +247,20 @@ pub async fn serve(
         health.set_not_serving::<BundlesServer<BundlesService>>().await;
         let _ = stop_tx.send(true);
     };
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .layer(crate::limits::MessageLimitLayer::new(config.max_message_bytes))
+        .layer(AuthLayer::new(auth))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger_service)
         .add_service(projections_service)
         .add_service(bundles_service)
         .serve_with_incoming_shutdown(incoming(listener), signal)
-        .await?;
+        .await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
+    served?;
     tokio::task::spawn_blocking(move || engine.close())
         .await
         .map_err(|e| ServerError::Task(format!("closing the projections: {e}")))??;

@@ -6,6 +6,9 @@
 //! scan, producer signatures) are CPU work done before the batch is queued
 //! for the writer: on the handler's task for a small batch, on the blocking
 //! pool for a large one ([`check_and_submit`]).
+//!
+//! Every handler first takes the [`Caller`] the auth layer attached and
+//! checks its grants (what each RPC needs is tabled in [`crate::auth`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::auth::{Caller, Permission};
 use crate::config::ServerConfig;
 use crate::status::status;
 use crate::{append_stream, convert, subscribe};
@@ -119,14 +123,30 @@ impl LedgerService {
 }
 
 /// A span carrying the request id (the caller's `x-request-id`, or a fresh
-/// one) and the caller's `x-correlation-id`, so every log line of a call can
-/// be found together.
+/// one), the caller's `x-correlation-id` and the principal, so every log
+/// line of a call can be found together.
 pub(crate) fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
     let meta = request.metadata();
     let header = |name: &str| meta.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let request_id = header("x-request-id").unwrap_or_else(|| Uuid::new_v4().to_string());
     let correlation_id = header("x-correlation-id").unwrap_or_default();
-    tracing::info_span!("rpc", method, request_id = %request_id, correlation_id = %correlation_id)
+    let principal = request
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.name().to_string())
+        .unwrap_or_default();
+    tracing::info_span!("rpc", method, request_id = %request_id, correlation_id = %correlation_id, principal = %principal)
+}
+
+/// `PERMISSION_DENIED` unless the caller may append to the stream of every
+/// event, checked before anything of the request is looked at.
+pub(crate) fn authorize_append(caller: &Caller, request: &proto::AppendRequest) -> Result<(), Status> {
+    for (i, event) in request.events.iter().enumerate() {
+        if !caller.may_stream(Permission::Append, &event.stream) {
+            caller.require_stream(Permission::Append, &format!("events[{i}].stream"), &event.stream)?;
+        }
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -134,7 +154,9 @@ impl ledger_server::Ledger for LedgerService {
     async fn append(&self, request: Request<proto::AppendRequest>) -> Result<Response<proto::AppendResponse>, Status> {
         let span = rpc_span("Append", &request);
         async move {
+            let caller = Caller::of(&request)?;
             let request = request.into_inner();
+            authorize_append(&caller, &request)?;
             let include = request.include_checkpoint;
             let batch = convert::append_request(request)?;
             let n = batch.events.len();
@@ -164,10 +186,12 @@ impl ledger_server::Ledger for LedgerService {
         request: Request<Streaming<proto::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
         let span = rpc_span("AppendStream", &request);
+        let caller = Caller::of(&request)?;
         let permit = self.stream_permit()?;
         let capacity = self.config.max_in_flight_per_stream;
         let (tx, rx) = mpsc::channel(capacity);
         let task = append_stream::run(
+            caller,
             Arc::clone(&self.ledger),
             request.into_inner(),
             tx,
@@ -189,8 +213,14 @@ impl ledger_server::Ledger for LedgerService {
 
     async fn read(&self, request: Request<proto::ReadRequest>) -> Result<Response<RecordStream>, Status> {
         let span = rpc_span("Read", &request);
-        let permit = self.stream_permit()?;
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
+        if request.stream.is_empty() {
+            caller.require_some_read()?;
+        } else {
+            caller.require_stream(Permission::Read, "stream", &request.stream)?;
+        }
+        let permit = self.stream_permit()?;
         let end = self.ledger.len();
         if request.stream.is_empty() && request.from_seq > end {
             return Err(Status::out_of_range(format!(
@@ -203,7 +233,7 @@ impl ledger_server::Ledger for LedgerService {
         tokio::spawn(
             async move {
                 let _permit = permit;
-                if let Err(status) = read_records(&service, request, end, &tx).await {
+                if let Err(status) = read_records(&service, &caller, request, end, &tx).await {
                     let _ = tx.send(Err(status)).await;
                 }
             }
@@ -216,9 +246,10 @@ impl ledger_server::Ledger for LedgerService {
 
     async fn subscribe(&self, request: Request<proto::SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
         let span = rpc_span("Subscribe", &request);
-        let permit = self.stream_permit()?;
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let filter = subscribe::Filter::new(&request)?;
+        let filter = subscribe::Filter::new(&request, caller)?;
+        let permit = self.stream_permit()?;
         let len = self.ledger.len();
         if request.from_seq > len {
             return Err(Status::out_of_range(format!(
@@ -244,14 +275,30 @@ impl ledger_server::Ledger for LedgerService {
     async fn get_record(&self, request: Request<proto::GetRecordRequest>) -> Result<Response<proto::Record>, Status> {
         let span = rpc_span("GetRecord", &request);
         async move {
+            let caller = Caller::of(&request)?;
+            caller.require_some_read()?;
             let record = match request.into_inner().key {
                 None => return Err(Status::invalid_argument("key: set seq or event_id")),
-                Some(proto::get_record_request::Key::Seq(seq)) => self.blocking(move |l| l.read(seq)).await?,
+                Some(proto::get_record_request::Key::Seq(seq)) => {
+                    let record = self.blocking(move |l| l.read(seq)).await?;
+                    if !caller.may_read_stream(record.stream()) {
+                        // Every seq below the log's size exists (the
+                        // checkpoint says so): refusing tells nothing more.
+                        return Err(Status::permission_denied(format!(
+                            "seq: principal {:?} may not read the record at seq {seq}",
+                            caller.name()
+                        )));
+                    }
+                    record
+                }
                 Some(proto::get_record_request::Key::EventId(id)) => {
                     let uuid = Uuid::parse_str(&id)
                         .map_err(|e| Status::invalid_argument(format!("event_id: not a UUID: {e}")))?;
+                    // A record the caller may not read is answered exactly
+                    // as a missing one: an id says nothing of its existence.
                     self.blocking(move |l| l.get_by_id(uuid))
                         .await?
+                        .filter(|record| caller.may_read_stream(record.stream()))
                         .ok_or_else(|| Status::not_found(format!("event_id: no record with event id {uuid}")))?
                 }
             };
@@ -267,6 +314,7 @@ impl ledger_server::Ledger for LedgerService {
     ) -> Result<Response<proto::Checkpoint>, Status> {
         let span = rpc_span("GetCheckpoint", &request);
         async move {
+            Caller::of(&request)?.require_some_grant()?;
             let checkpoint = match request.into_inner().size {
                 None => convert::checkpoint(&self.ledger.checkpoint()),
                 Some(size) => self.checkpoint_of_size(size).await?,
@@ -283,6 +331,8 @@ impl ledger_server::Ledger for LedgerService {
     ) -> Result<Response<proto::InclusionProof>, Status> {
         let span = rpc_span("GetInclusionProof", &request);
         async move {
+            let caller = Caller::of(&request)?;
+            caller.require_some_grant()?;
             let request = request.into_inner();
             let seq = request.seq;
             let tree_size = request.tree_size.unwrap_or_else(|| self.ledger.checkpoint().size());
@@ -291,9 +341,19 @@ impl ledger_server::Ledger for LedgerService {
                     "seq: {seq} is not in a tree of {tree_size} records"
                 )));
             }
-            let (record_hash, hashes) = self
-                .blocking(move |l| Ok((l.read(seq)?.record_hash, l.inclusion_proof(seq, tree_size)?)))
-                .await?;
+            let record = self.blocking(move |l| l.read(seq)).await?;
+            // Hashes only: whoever may append to the namespace may prove
+            // that its evidence is in the log.
+            if !caller.may_stream(Permission::Read, record.stream())
+                && !caller.may_stream(Permission::Append, record.stream())
+            {
+                return Err(Status::permission_denied(format!(
+                    "seq: principal {:?} may neither read nor append to the namespace of the record at seq {seq}",
+                    caller.name()
+                )));
+            }
+            let record_hash = record.record_hash;
+            let hashes = self.blocking(move |l| l.inclusion_proof(seq, tree_size)).await?;
             let checkpoint = self.checkpoint_of_size(tree_size).await?;
             Ok(Response::new(proto::InclusionProof {
                 seq,
@@ -313,6 +373,7 @@ impl ledger_server::Ledger for LedgerService {
     ) -> Result<Response<proto::ConsistencyProof>, Status> {
         let span = rpc_span("GetConsistencyProof", &request);
         async move {
+            Caller::of(&request)?.require_some_grant()?;
             let request = request.into_inner();
             let old_size = request.old_size;
             let new_size = request.new_size.unwrap_or_else(|| self.ledger.checkpoint().size());
@@ -338,8 +399,9 @@ impl ledger_server::Ledger for LedgerService {
 
     async fn get_ledger_info(
         &self,
-        _request: Request<proto::GetLedgerInfoRequest>,
+        request: Request<proto::GetLedgerInfoRequest>,
     ) -> Result<Response<proto::LedgerInfo>, Status> {
+        Caller::of(&request)?.require_some_grant()?;
         let identity = self.ledger.identity();
         Ok(Response::new(proto::LedgerInfo {
             origin: identity.origin.clone(),
@@ -353,8 +415,12 @@ impl ledger_server::Ledger for LedgerService {
 /// Records per blocking read.
 const READ_CHUNK: u64 = 256;
 
+/// Sends the records a `Read` asks for. By seq, only the records the
+/// caller may read are sent (and counted against `limit`); a stream's
+/// namespace was checked before.
 async fn read_records(
     service: &LedgerService,
+    caller: &Caller,
     request: proto::ReadRequest,
     end: u64,
     tx: &mpsc::Sender<Result<proto::Record, Status>>,
@@ -362,18 +428,31 @@ async fn read_records(
     let mut remaining = if request.limit == 0 { u64::MAX } else { request.limit };
     if request.stream.is_empty() {
         let mut next = request.from_seq;
+        // Reading for a caller who may not read everything skips records,
+        // so chunks are not cut to `remaining`.
+        let everything = caller.may_everywhere(Permission::Read);
         while next < end && remaining > 0 {
-            let n = READ_CHUNK.min(end - next).min(remaining);
+            let n = if everything {
+                READ_CHUNK.min(end - next).min(remaining)
+            } else {
+                READ_CHUNK.min(end - next)
+            };
             let records = service.blocking(move |l| l.read_range(next, n as usize)).await?;
             if records.is_empty() {
                 break;
             }
             next += records.len() as u64;
-            remaining -= records.len() as u64;
             for record in records {
+                if remaining == 0 {
+                    break;
+                }
+                if !caller.may_read_stream(record.stream()) {
+                    continue;
+                }
                 if tx.send(Ok(convert::record(record))).await.is_err() {
                     return Ok(());
                 }
+                remaining -= 1;
             }
         }
     } else {

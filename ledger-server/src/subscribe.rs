@@ -16,23 +16,30 @@ use ledger_core::{Ledger, Record};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
+use crate::auth::{Caller, Permission};
 use crate::convert;
 use crate::status::status;
 
 /// Records read per blocking call.
 const CHUNK: u64 = 512;
 
-/// Which records a subscription delivers.
-#[derive(Clone, Debug, Default)]
+/// Which records a subscription delivers: those the request asks for, of
+/// them only those the caller may read. A record it may not read is
+/// skipped like one of another stream: nothing is sent for it.
+#[derive(Clone, Debug)]
 pub struct Filter {
+    caller: Caller,
     stream: Option<String>,
     stream_prefix: Option<String>,
     types: Vec<String>,
 }
 
 impl Filter {
-    /// The filter of a request, or `INVALID_ARGUMENT` naming the field.
-    pub fn new(request: &proto::SubscribeRequest) -> Result<Filter, Status> {
+    /// The filter of a request, or `INVALID_ARGUMENT` naming the field, or
+    /// `PERMISSION_DENIED`: a stream (or a prefix holding a `/`, which
+    /// fixes the namespace) needs `read` on its namespace; anything wider,
+    /// `read` somewhere.
+    pub fn new(request: &proto::SubscribeRequest, caller: Caller) -> Result<Filter, Status> {
         if !request.stream.is_empty() && !request.stream_prefix.is_empty() {
             return Err(Status::invalid_argument(
                 "stream, stream_prefix: set at most one of them",
@@ -41,8 +48,16 @@ impl Filter {
         if let Some(i) = request.types.iter().position(String::is_empty) {
             return Err(Status::invalid_argument(format!("types[{i}]: must not be empty")));
         }
+        if !request.stream.is_empty() {
+            caller.require_stream(Permission::Read, "stream", &request.stream)?;
+        } else if request.stream_prefix.contains('/') {
+            caller.require_stream(Permission::Read, "stream_prefix", &request.stream_prefix)?;
+        } else {
+            caller.require_some_read()?;
+        }
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Ok(Filter {
+            caller,
             stream: non_empty(&request.stream),
             stream_prefix: non_empty(&request.stream_prefix),
             types: request.types.clone(),
@@ -55,6 +70,7 @@ impl Filter {
         self.stream.as_deref().is_none_or(|s| s == stream)
             && self.stream_prefix.as_deref().is_none_or(|p| stream.starts_with(p))
             && (self.types.is_empty() || self.types.iter().any(|t| t == record.event_type()))
+            && self.caller.may_read_stream(stream)
     }
 }
 

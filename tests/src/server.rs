@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context as _;
-use ledger_client::Client;
+use ledger_client::{ApiKey, Client, ClientError};
 use ledger_server::ServerConfig;
 use tokio::sync::oneshot;
 
@@ -46,17 +46,28 @@ impl TestServer {
         let task = tokio::spawn(ledger_server::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        let server = TestServer {
+        let mut server = TestServer {
             addr,
             stop: Some(stop),
             task: Some(task),
         };
-        // The ledger opens before serving: wait until a call succeeds.
+        // The ledger opens before serving: wait until a call is answered
+        // (with principals, refused for want of a key: the server is up).
         for _ in 0..200 {
-            if let Ok(client) = Client::connect(&server.url()).await
-                && client.info().await.is_ok()
-            {
-                return Ok(server);
+            if let Ok(client) = Client::connect(&server.url()).await {
+                match client.info().await {
+                    Ok(_) => return Ok(server),
+                    Err(ClientError::Status(s)) if ledger_client::code_name(s.code()) == "UNAUTHENTICATED" => {
+                        return Ok(server);
+                    }
+                    Err(_) => {}
+                }
+            }
+            if server.task.as_ref().is_some_and(|t| t.is_finished()) {
+                return match server.task.take() {
+                    Some(task) => Err(anyhow::anyhow!("test server stopped: {:?}", task.await?)),
+                    None => anyhow::bail!("test server stopped"),
+                };
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
@@ -71,6 +82,11 @@ impl TestServer {
     /// A connected client.
     pub async fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::connect(&self.url()).await?)
+    }
+
+    /// A connected client presenting the API key `key`.
+    pub async fn client_with_key(&self, key: &str) -> anyhow::Result<Client> {
+        Ok(Client::connect(&self.url()).await?.with_api_key(ApiKey::new(key)?))
     }
 
     /// Graceful shutdown; returns what `run` returned.
@@ -123,6 +139,15 @@ impl Ledgerd {
             std::io::Read::read_to_end(&mut stderr, &mut log).map(|_| log)
         });
         Ok((ledgerd, CapturedLog(reader)))
+    }
+
+    /// As [`Ledgerd::spawn`], with `LEDGER_LOG=filter` and the log (stderr)
+    /// written to `log_file`, for tests that read what the server logged.
+    pub fn spawn_logging(exe: &str, dir: &Path, filter: &str, log_file: &Path) -> anyhow::Result<Ledgerd> {
+        let log = std::fs::File::create(log_file)?;
+        let mut command = Command::new(exe);
+        command.env("LEDGER_LOG", filter).stderr(Stdio::from(log));
+        Ledgerd::start(command, dir)
     }
 
     fn start(command: Command, dir: &Path) -> anyhow::Result<Ledgerd> {

@@ -6,6 +6,8 @@ const LEDGERD: &str = env!("CARGO_BIN_EXE_test-ledgerd");
 const LEDGER: &str = env!("CARGO_BIN_EXE_test-ledger");
 
 mod append;
+mod auth;
+mod auth_cli;
 mod bundles;
 mod cli;
 mod crash;

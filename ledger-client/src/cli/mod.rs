@@ -33,11 +33,34 @@ struct Cli {
     /// ledgerd address [default: http://127.0.0.1:50051].
     #[arg(long, global = true, env = "LEDGER_SERVER")]
     server: Option<String>,
+    /// API key (from `ledgerd auth add-principal` or `create-key`); prefer
+    /// the environment variable, which other users cannot see in `ps`.
+    #[arg(long, global = true, env = "LEDGER_API_KEY", hide_env_values = true)]
+    api_key: Option<Secret>,
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// A command-line secret: `Debug` (and so any dump of the parsed
+/// arguments) does not show it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +239,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
     let client = Client::connect(server).await?;
+    let client = match cli.api_key.as_ref().filter(|k| !k.0.is_empty()) {
+        Some(key) => client.with_api_key(crate::ApiKey::new(&key.0)?),
+        None => client,
+    };
     let json = cli.json;
     match cli.command {
         Command::Append(args) => append(&client, args, json).await,

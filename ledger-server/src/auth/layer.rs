@@ -1,0 +1,388 @@
+//! Authentication: the tower layer that runs before every handler.
+//!
+//! For a call to anything but health and reflection, [`Authenticator`]
+//! turns the `authorization` header into a [`Caller`] (or answers
+//! `UNAUTHENTICATED` itself, without reaching the service), puts it in the
+//! request's extensions and removes the header: past this layer no code
+//! holds the key, so none can log it. Failures are logged with the key id
+//! (the lookup half of the key, never the secret) and the reason; the
+//! client is told as little: a key whose secret does not match is "invalid"
+//! whether or not its id exists, and only the holder of a correct secret is
+//! told that it expired or was revoked.
+//!
+//! In development mode (no principals file) every call gets
+//! [`Caller::development`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+
+use chrono::Utc;
+use tonic::Status;
+
+use super::key::{KeyEntry, KeyState, SALT_BYTES, hash_secret, parse_bearer};
+use super::{AuthError, Caller, Principals};
+
+/// Paths served without authentication: liveness and discovery.
+const OPEN_PREFIXES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/"];
+
+/// What `UNAUTHENTICATED` says for a missing header.
+const MISSING: &str = "missing API key: send `authorization: Bearer <key>` metadata";
+/// What `UNAUTHENTICATED` says for any key that does not verify.
+const INVALID: &str = "invalid API key";
+
+/// Keys by id, each with its principal's caller.
+#[derive(Default)]
+struct KeyIndex {
+    keys: HashMap<String, (Caller, KeyEntry)>,
+    principals: usize,
+}
+
+impl KeyIndex {
+    fn new(principals: &Principals) -> KeyIndex {
+        let mut keys = HashMap::new();
+        for principal in &principals.principals {
+            let caller = Caller::principal(principal.name.clone(), principal.grants.clone());
+            for key in &principal.keys {
+                keys.insert(key.id.clone(), (caller.clone(), key.clone()));
+            }
+        }
+        KeyIndex {
+            keys,
+            principals: principals.principals.len(),
+        }
+    }
+}
+
+/// What identifies a version of the file: a rewrite (rename) changes the
+/// inode, an edit in place the size or modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified_ns: i128,
+}
+
+fn stamp(path: &Path) -> std::io::Result<FileStamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path)?;
+    Ok(FileStamp {
+        inode: meta.ino(),
+        len: meta.len(),
+        modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    })
+}
+
+enum Mode {
+    Development,
+    Principals {
+        path: PathBuf,
+        index: RwLock<Arc<KeyIndex>>,
+        loaded: Mutex<Option<FileStamp>>,
+    },
+}
+
+/// Turns `authorization` headers into callers.
+pub struct Authenticator {
+    mode: Mode,
+    /// Hashed for an unknown key id, so that an unknown id costs the same
+    /// time as a known one with a wrong secret.
+    decoy: KeyEntry,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.mode {
+            Mode::Development => f.write_str("Authenticator(development)"),
+            Mode::Principals { path, .. } => write!(f, "Authenticator({})", path.display()),
+        }
+    }
+}
+
+fn decoy() -> KeyEntry {
+    KeyEntry {
+        id: "decoy".to_string(),
+        salt: [0; SALT_BYTES],
+        hash: hash_secret(&[0; SALT_BYTES], "decoy", &[0; 32]),
+        created_at: Utc::now(),
+        expires_at: None,
+        revoked_at: None,
+    }
+}
+
+impl Authenticator {
+    /// No principals: every caller may do everything.
+    pub fn development() -> Authenticator {
+        Authenticator {
+            mode: Mode::Development,
+            decoy: decoy(),
+        }
+    }
+
+    /// Principals and keys from the file at `path`.
+    pub fn from_file(path: &Path) -> Result<Authenticator, AuthError> {
+        let loaded = stamp(path).ok();
+        let principals = Principals::load(path)?;
+        Ok(Authenticator {
+            mode: Mode::Principals {
+                path: path.to_path_buf(),
+                index: RwLock::new(Arc::new(KeyIndex::new(&principals))),
+                loaded: Mutex::new(loaded),
+            },
+            decoy: decoy(),
+        })
+    }
+
+    /// Whether there are no principals (development mode).
+    pub fn is_development(&self) -> bool {
+        matches!(self.mode, Mode::Development)
+    }
+
+    /// Principals currently loaded (0 in development mode).
+    pub fn principal_count(&self) -> usize {
+        match &self.mode {
+            Mode::Development => 0,
+            Mode::Principals { index, .. } => index.read().map(|i| i.principals).unwrap_or(0),
+        }
+    }
+
+    /// Re-reads the principals file if it changed since it was loaded.
+    /// Returns whether it did. A file that cannot be read or parsed leaves
+    /// the loaded principals in place (and is reported as the error): a
+    /// broken edit never opens the server up, and never locks everyone out
+    /// of a running one.
+    pub fn reload_if_changed(&self) -> Result<bool, AuthError> {
+        let Mode::Principals { path, index, loaded } = &self.mode else {
+            return Ok(false);
+        };
+        let current = stamp(path).map_err(|e| AuthError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut loaded = loaded.lock().map_err(|_| AuthError::File {
+            path: path.clone(),
+            reason: "a previous reload panicked".to_string(),
+        })?;
+        if *loaded == Some(current) {
+            return Ok(false);
+        }
+        // Mark it seen first: a broken file is reported once, not every poll.
+        *loaded = Some(current);
+        let principals = Principals::load(path)?;
+        let fresh = Arc::new(KeyIndex::new(&principals));
+        match index.write() {
+            Ok(mut index) => *index = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(true)
+    }
+
+    /// The caller presenting `headers`, or `UNAUTHENTICATED`.
+    pub fn authenticate(&self, headers: &http::HeaderMap, method: &str) -> Result<Caller, Status> {
+        let Mode::Principals { index, .. } = &self.mode else {
+            return Ok(Caller::development());
+        };
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            tracing::info!(method, "authentication failed: no API key");
+            return Err(Status::unauthenticated(MISSING));
+        };
+        let Some(presented) = parse_bearer(value.as_bytes()) else {
+            tracing::info!(method, "authentication failed: malformed API key");
+            return Err(Status::unauthenticated(INVALID));
+        };
+        let index = match index.read() {
+            Ok(index) => Arc::clone(&index),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let found = index.keys.get(&presented.id);
+        let entry = found.map_or(&self.decoy, |(_, entry)| entry);
+        let verified = entry.verify(&presented.secret);
+        let key_id = presented.id.as_str();
+        let caller = match found {
+            Some((caller, _)) if verified => caller,
+            _ => {
+                tracing::info!(
+                    method,
+                    key_id,
+                    known_id = found.is_some(),
+                    "authentication failed: invalid API key"
+                );
+                return Err(Status::unauthenticated(INVALID));
+            }
+        };
+        match entry.state_at(Utc::now()) {
+            KeyState::Valid => Ok(caller.clone()),
+            KeyState::Expired => {
+                tracing::info!(
+                    method,
+                    key_id,
+                    principal = caller.name(),
+                    "authentication failed: API key expired"
+                );
+                Err(Status::unauthenticated("API key expired"))
+            }
+            KeyState::Revoked => {
+                tracing::info!(
+                    method,
+                    key_id,
+                    principal = caller.name(),
+                    "authentication failed: API key revoked"
+                );
+                Err(Status::unauthenticated("API key revoked"))
+            }
+        }
+    }
+}
+
+/// Tower layer installing [`Authenticate`] in front of every service.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    auth: Arc<Authenticator>,
+}
+
+impl AuthLayer {
+    /// A layer authenticating with `auth`.
+    pub fn new(auth: Arc<Authenticator>) -> AuthLayer {
+        AuthLayer { auth }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Authenticate<S> {
+        Authenticate {
+            inner,
+            auth: Arc::clone(&self.auth),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct Authenticate<S> {
+    inner: S,
+    auth: Arc<Authenticator>,
+}
+
+impl<S, ReqBody> tower::Service<http::Request<ReqBody>> for Authenticate<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let path = request.uri().path();
+        if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
+            return Box::pin(self.inner.call(request));
+        }
+        match self.auth.authenticate(request.headers(), path) {
+            Ok(caller) => {
+                request.headers_mut().remove(http::header::AUTHORIZATION);
+                request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Grant, Permission};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn headers(key: &str) -> Result<http::HeaderMap, http::header::InvalidHeaderValue> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, format!("Bearer {key}").parse()?);
+        Ok(headers)
+    }
+
+    fn code(result: Result<Caller, Status>) -> tonic::Code {
+        result.err().map_or(tonic::Code::Ok, |s| s.code())
+    }
+
+    #[test]
+    fn keys_authenticate_their_principal_until_revoked() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("principals.toml");
+        let mut principals = Principals::default();
+        principals.add_principal("probe", vec![Grant::parse("ops-hub:append")?])?;
+        let now = Utc::now();
+        let key = principals.add_key("probe", now, None)?;
+        let expired = principals.add_key("probe", now, Some(now))?;
+        principals.save(&path)?;
+        let auth = Authenticator::from_file(&path)?;
+        assert!(!auth.is_development());
+        assert_eq!(auth.principal_count(), 1);
+
+        let caller = auth.authenticate(&headers(key.expose())?, "/m")?;
+        assert_eq!(caller.name(), "probe");
+        assert!(caller.may(Permission::Append, "ops-hub"));
+
+        let status = |h: &http::HeaderMap| auth.authenticate(h, "/m").err().map(|s| s.message().to_string());
+        assert_eq!(status(&http::HeaderMap::new()).as_deref(), Some(MISSING));
+        assert_eq!(status(&headers("lk_nonsense")?).as_deref(), Some(INVALID));
+        let text = key.expose();
+        let last = if text.ends_with('0') { '1' } else { '0' };
+        let wrong_secret = format!("{}{last}", &text[..text.len() - 1]);
+        assert_eq!(status(&headers(&wrong_secret)?).as_deref(), Some(INVALID));
+        let unknown_id = format!("lk_0000000000000000{}", &key.expose()[19..]);
+        assert_eq!(status(&headers(&unknown_id)?).as_deref(), Some(INVALID));
+        assert_eq!(status(&headers(expired.expose())?).as_deref(), Some("API key expired"));
+
+        // Revoked in the file: the next reload refuses the key.
+        let mut edited = Principals::load(&path)?;
+        edited.revoke_key(&key.entry().id, Utc::now())?;
+        edited.save(&path)?;
+        assert!(auth.reload_if_changed()?);
+        assert!(!auth.reload_if_changed()?);
+        assert_eq!(status(&headers(key.expose())?).as_deref(), Some("API key revoked"));
+        assert_eq!(
+            code(auth.authenticate(&headers(key.expose())?, "/m")),
+            tonic::Code::Unauthenticated
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_broken_file_keeps_the_loaded_principals() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("principals.toml");
+        let mut principals = Principals::default();
+        principals.add_principal("probe", vec![Grant::parse("ops-hub:append")?])?;
+        let key = principals.add_key("probe", Utc::now(), None)?;
+        principals.save(&path)?;
+        let auth = Authenticator::from_file(&path)?;
+        std::fs::write(&path, "[[principal]]\nname = ")?;
+        assert!(matches!(auth.reload_if_changed(), Err(AuthError::File { .. })));
+        assert_eq!(code(auth.authenticate(&headers(key.expose())?, "/m")), tonic::Code::Ok);
+        // Reported once, not on every poll.
+        assert!(!auth.reload_if_changed()?);
+        Ok(())
+    }
+
+    #[test]
+    fn development_mode_lets_everyone_in() {
+        let auth = Authenticator::development();
+        assert!(auth.is_development());
+        let caller = auth.authenticate(&http::HeaderMap::new(), "/m");
+        assert_eq!(
+            caller.map(|c| c.name().to_string()).ok().as_deref(),
+            Some("development")
+        );
+    }
+}

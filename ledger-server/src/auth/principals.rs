@@ -1,0 +1,432 @@
+//! The principals file (`<data>/principals.toml` by default): who may call,
+//! with which grants and keys. Keys are stored as salted hashes only
+//! ([`super::key`]).
+//!
+//! ```toml
+//! [[principal]]
+//! name = "ops-hub-probe"
+//! grants = ["ops-hub:append", "ci:read"]
+//!
+//! [[principal.key]]
+//! id = "9f2c4e1a7b3d5f60"
+//! salt = "<32 hex digits>"
+//! hash = "<64 hex digits>"
+//! created_at = "2026-12-04T10:00:00Z"
+//! expires_at = "2027-03-04T10:00:00Z"   # optional
+//! revoked_at = "2026-12-05T08:00:00Z"   # optional: set by `ledgerd auth revoke-key`
+//! ```
+//!
+//! `ledgerd auth` writes it (to a temporary file, fsynced, renamed, mode
+//! 0600); grants may be edited by hand. A running `ledgerd` reloads it when
+//! it changes, so a revocation takes effect without a restart. Unknown
+//! fields, duplicate names and duplicate key ids are refused.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::key::{KeyEntry, NewKey, SALT_BYTES};
+use super::{AuthError, Grant};
+
+/// Longest principal name, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// The comment at the top of a written file.
+const HEADER: &str = "\
+# ledgerd principals: who may call, with which grants and API keys.
+# Keys are stored only as salted BLAKE3 hashes; each key was shown once, when
+# it was made. Grants are \"namespace:permissions\" (read, append, admin; \"*\"
+# is every namespace) and may be edited by hand. Managed with `ledgerd auth`;
+# a running ledgerd reloads this file when it changes.
+";
+
+/// A principal: a name, its grants and its keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Unique name (appears in logs and `PERMISSION_DENIED` messages).
+    pub name: String,
+    /// What it may do.
+    pub grants: Vec<Grant>,
+    /// Its keys, revoked and expired ones included.
+    pub keys: Vec<KeyEntry>,
+}
+
+/// Every principal of a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Principals {
+    /// In file order.
+    pub principals: Vec<Principal>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    principal: Vec<PrincipalToml>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalToml {
+    name: String,
+    #[serde(default)]
+    grants: Vec<String>,
+    #[serde(default)]
+    key: Vec<KeyToml>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyToml {
+    id: String,
+    salt: String,
+    hash: String,
+    created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+/// Checks a principal name: non-empty, bounded, printable.
+pub fn check_name(name: &str) -> Result<(), AuthError> {
+    let bad = |reason: &str| AuthError::BadName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(bad("must not be empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(bad(&format!("longer than {MAX_NAME_BYTES} bytes")));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("whitespace and control characters are not allowed"));
+    }
+    Ok(())
+}
+
+fn time(text: &str, what: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{what} {text:?} is not an RFC 3339 time: {e}"))
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+impl KeyToml {
+    fn entry(&self) -> Result<KeyEntry, String> {
+        let mut id_bytes = [0u8; super::key::ID_BYTES];
+        hex::decode_to_slice(&self.id, &mut id_bytes)
+            .map_err(|_| format!("key id {:?}: expected {} hex digits", self.id, 2 * id_bytes.len()))?;
+        if self.id != hex::encode(id_bytes) {
+            return Err(format!("key id {:?}: hex digits must be lower case", self.id));
+        }
+        let mut salt = [0u8; SALT_BYTES];
+        hex::decode_to_slice(&self.salt, &mut salt)
+            .map_err(|_| format!("key {}: salt: expected {} hex digits", self.id, 2 * SALT_BYTES))?;
+        let hash =
+            blake3::Hash::from_hex(&self.hash).map_err(|_| format!("key {}: hash: expected 64 hex digits", self.id))?;
+        let context = format!("key {}:", self.id);
+        Ok(KeyEntry {
+            id: self.id.clone(),
+            salt,
+            hash,
+            created_at: time(&self.created_at, &format!("{context} created_at"))?,
+            expires_at: self
+                .expires_at
+                .as_deref()
+                .map(|t| time(t, &format!("{context} expires_at")))
+                .transpose()?,
+            revoked_at: self
+                .revoked_at
+                .as_deref()
+                .map(|t| time(t, &format!("{context} revoked_at")))
+                .transpose()?,
+        })
+    }
+
+    fn of(entry: &KeyEntry) -> KeyToml {
+        KeyToml {
+            id: entry.id.clone(),
+            salt: hex::encode(entry.salt),
+            hash: entry.hash.to_hex().to_string(),
+            created_at: rfc3339(entry.created_at),
+            expires_at: entry.expires_at.map(rfc3339),
+            revoked_at: entry.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+impl Principals {
+    /// Parses the text of a principals file (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Principals, AuthError> {
+        let bad = |reason: String| AuthError::File {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file: FileToml = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))?;
+        let mut names = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut principals = Vec::with_capacity(file.principal.len());
+        for p in file.principal {
+            check_name(&p.name).map_err(|e| bad(e.to_string()))?;
+            if !names.insert(p.name.clone()) {
+                return Err(bad(format!("principal {:?} is defined twice", p.name)));
+            }
+            let grants = p
+                .grants
+                .iter()
+                .map(|g| Grant::parse(g))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("principal {:?}: {e}", p.name)))?;
+            let keys = p
+                .key
+                .iter()
+                .map(KeyToml::entry)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("principal {:?}: {e}", p.name)))?;
+            for key in &keys {
+                if !ids.insert(key.id.clone()) {
+                    return Err(bad(format!("key id {} appears twice", key.id)));
+                }
+            }
+            principals.push(Principal {
+                name: p.name,
+                grants,
+                keys,
+            });
+        }
+        Ok(Principals { principals })
+    }
+
+    /// Reads and parses a principals file.
+    pub fn load(path: &Path) -> Result<Principals, AuthError> {
+        let text = fs::read_to_string(path).map_err(|e| AuthError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Principals::parse(&text, path)
+    }
+
+    /// Reads a principals file, or an empty set if there is none yet.
+    pub fn load_or_empty(path: &Path) -> Result<Principals, AuthError> {
+        if path.exists() {
+            Principals::load(path)
+        } else {
+            Ok(Principals::default())
+        }
+    }
+
+    /// The file's text.
+    pub fn to_toml(&self) -> Result<String, AuthError> {
+        let file = FileToml {
+            principal: self
+                .principals
+                .iter()
+                .map(|p| PrincipalToml {
+                    name: p.name.clone(),
+                    grants: p.grants.iter().map(Grant::to_string).collect(),
+                    key: p.keys.iter().map(KeyToml::of).collect(),
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&file).map_err(|e| AuthError::File {
+            path: "principals.toml".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(format!("{HEADER}\n{body}"))
+    }
+
+    /// Writes the file durably: a temporary file (mode 0600) fsynced and
+    /// renamed over `path`, then the directory fsynced. A running
+    /// `ledgerd` sees either the old or the new file, never a partial one.
+    pub fn save(&self, path: &Path) -> Result<(), AuthError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let text = self.to_toml()?;
+        let bad = |what: &str, e: std::io::Error| AuthError::File {
+            path: path.to_path_buf(),
+            reason: format!("{what}: {e}"),
+        };
+        let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => dir.to_path_buf(),
+            None => ".".into(),
+        };
+        fs::create_dir_all(&dir).map_err(|e| bad("creating its directory", e))?;
+        let tmp = path.with_extension("toml.tmp");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| bad("creating the temporary file", e))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| bad("writing the temporary file", e))?;
+        fs::rename(&tmp, path).map_err(|e| bad("renaming the temporary file", e))?;
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| bad("syncing its directory", e))
+    }
+
+    /// The principal called `name`.
+    pub fn get(&self, name: &str) -> Option<&Principal> {
+        self.principals.iter().find(|p| p.name == name)
+    }
+
+    /// Adds a principal without keys.
+    pub fn add_principal(&mut self, name: &str, grants: Vec<Grant>) -> Result<(), AuthError> {
+        check_name(name)?;
+        if self.get(name).is_some() {
+            return Err(AuthError::PrincipalExists(name.to_string()));
+        }
+        self.principals.push(Principal {
+            name: name.to_string(),
+            grants,
+            keys: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Makes a key for principal `name`; the returned key is the only copy
+    /// of its secret.
+    pub fn add_key(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<NewKey, AuthError> {
+        let principal = self
+            .principals
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| AuthError::NoSuchPrincipal(name.to_string()))?;
+        let key = NewKey::generate(now, expires_at)?;
+        principal.keys.push(key.entry().clone());
+        Ok(key)
+    }
+
+    /// Revokes the key with id `id` as of `now` (a key already revoked
+    /// keeps its first revocation time); returns its principal's name.
+    pub fn revoke_key(&mut self, id: &str, now: DateTime<Utc>) -> Result<String, AuthError> {
+        for principal in &mut self.principals {
+            if let Some(key) = principal.keys.iter_mut().find(|k| k.id == id) {
+                key.revoked_at.get_or_insert(now);
+                return Ok(principal.name.clone());
+            }
+        }
+        Err(AuthError::NoSuchKey(id.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::key::parse_key;
+
+    #[test]
+    fn a_file_round_trips_and_keeps_no_secret() -> Result<(), AuthError> {
+        let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .map_err(|e| AuthError::Random(e.to_string()))?
+            .with_timezone(&Utc);
+        let mut principals = Principals::default();
+        principals.add_principal("ops-hub-probe", vec![Grant::parse("ops-hub:append,read")?])?;
+        principals.add_principal("auditor", vec![Grant::parse("*:read")?])?;
+        let key = principals.add_key("ops-hub-probe", now, Some(now + chrono::Duration::days(90)))?;
+        let second = principals.add_key("auditor", now, None)?;
+        assert_eq!(principals.revoke_key(&second.entry().id, now)?, "auditor");
+
+        let text = principals.to_toml()?;
+        let secret = key.expose().rsplit('_').next().unwrap_or_default();
+        assert!(!text.contains(secret), "the file holds a secret:\n{text}");
+        assert!(text.contains("[[principal.key]]") && text.contains("expires_at = \"2027-03-04T10:00:00Z\""));
+        let parsed = Principals::parse(&text, Path::new("p.toml"))?;
+        assert_eq!(parsed, principals);
+        let presented = parse_key(key.expose()).ok_or_else(|| AuthError::NoSuchKey(String::new()))?;
+        let stored = &parsed
+            .get("ops-hub-probe")
+            .ok_or_else(|| AuthError::NoSuchPrincipal(String::new()))?
+            .keys[0];
+        assert!(stored.verify(&presented.secret));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let err = |text: &str| {
+            Principals::parse(text, Path::new("p.toml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let key = "id = \"00112233445566ff\"\nsalt = \"000102030405060708090a0b0c0d0e0f\"\nhash = \"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262\"\ncreated_at = \"2026-12-04T10:00:00Z\"\n";
+        assert!(err("[[principal]]\nname = \"a\"\ngrant = []\n").contains("unknown field `grant`"));
+        assert!(err("[[principal]]\nname = \"a\"\n[[principal]]\nname = \"a\"\n").contains("defined twice"));
+        assert!(err("[[principal]]\nname = \"a b\"\n").contains("whitespace"));
+        assert!(err("[[principal]]\nname = \"a\"\ngrants = [\"ops:write\"]\n").contains("\"write\" is not read"));
+        assert!(
+            err(&format!("[[principal]]\nname = \"a\"\n[[principal.key]]\n{key}\n[[principal]]\nname = \"b\"\n[[principal.key]]\n{key}"))
+                .contains("appears twice")
+        );
+        assert!(
+            err(&format!(
+                "[[principal]]\nname = \"a\"\n[[principal.key]]\n{}",
+                key.replace("ff\"", "FF\"")
+            ))
+            .contains("lower case")
+        );
+        assert!(
+            err(&format!(
+                "[[principal]]\nname = \"a\"\n[[principal.key]]\n{}",
+                key.replace("2026-12-04T10:00:00Z", "yesterday")
+            ))
+            .contains("created_at \"yesterday\" is not an RFC 3339 time")
+        );
+        assert_eq!(
+            Principals::parse("", Path::new("p.toml"))
+                .map(|p| p.principals.len())
+                .ok(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn edits_name_what_is_missing_or_taken() -> Result<(), AuthError> {
+        let mut principals = Principals::default();
+        principals.add_principal("a", Vec::new())?;
+        assert!(matches!(
+            principals.add_principal("a", Vec::new()),
+            Err(AuthError::PrincipalExists(name)) if name == "a"
+        ));
+        assert!(matches!(
+            principals.add_key("b", Utc::now(), None),
+            Err(AuthError::NoSuchPrincipal(name)) if name == "b"
+        ));
+        assert!(matches!(
+            principals.revoke_key("0011", Utc::now()),
+            Err(AuthError::NoSuchKey(id)) if id == "0011"
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn saving_is_atomic_and_private() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("principals.toml");
+        let mut principals = Principals::default();
+        principals.add_principal("a", vec![Grant::parse("ci:read")?])?;
+        principals.save(&path)?;
+        assert_eq!(fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(Principals::load(&path)?, principals);
+        assert!(!path.with_extension("toml.tmp").exists());
+        Ok(())
+    }
+}
