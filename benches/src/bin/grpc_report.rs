@@ -216,17 +216,90 @@ fn deal(requests: Vec<proto::AppendRequest>, n: usize) -> Vec<Vec<proto::AppendR
 /// 8 producers of unary appends, paced (open loop) to `rate` events/s in
 /// total.
 async fn unary_paced(rate: f64, requests: Vec<proto::AppendRequest>) -> anyhow::Result<Outcome> {
-    const PRODUCERS: usize = 8;
     let server = start_server().await?;
     let client = Client::connect(&server.url).await?;
     let events: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
-    let per_request = requests.first().map_or(1, |r| r.events.len()) as f64;
-    let interval = Duration::from_secs_f64(per_request * PRODUCERS as f64 / rate);
-    let shares = deal(requests, PRODUCERS);
+    let per_request = requests.first().map_or(1, |r| r.events.len());
     let start = Instant::now();
+    let tasks = paced(rate, per_request, requests, move |request| {
+        let client = client.clone();
+        async move {
+            client.append(request).await?;
+            Ok(())
+        }
+    });
+    finish(server, events, start, tasks).await
+}
+
+/// The gRPC round-trip floor: `GetLedgerInfo` (no disk, no ledger work) at
+/// the request rate unary appends of `per_request` events make at `rate`.
+async fn info_paced(rate: f64, per_request: usize, requests: usize) -> anyhow::Result<Outcome> {
+    let server = start_server().await?;
+    let client = Client::connect(&server.url).await?;
+    let start = Instant::now();
+    let tasks = paced(rate, per_request, vec![(); requests], move |()| {
+        let client = client.clone();
+        async move {
+            client.info().await?;
+            Ok(())
+        }
+    });
+    finish(server, (requests * per_request) as u64, start, tasks).await
+}
+
+/// The ledger without gRPC: `Ledger::append_async` from the same paced
+/// producers, on a fresh ledger.
+async fn in_process_paced(
+    rate: f64,
+    source: &mut EventSource,
+    requests: usize,
+    batch: usize,
+) -> anyhow::Result<Outcome> {
+    let dir = bench_dir()?;
+    let ledger = Arc::new(open_ledger(dir.path())?);
+    let start = Instant::now();
+    let calls = source.requests(requests, batch);
+    let tasks = {
+        let ledger = Arc::clone(&ledger);
+        paced(rate, batch, calls, move |request| {
+            let ledger = Arc::clone(&ledger);
+            async move {
+                ledger.append_async(request).await?;
+                Ok(())
+            }
+        })
+    };
+    let mut latency_us = histogram()?;
+    for task in tasks {
+        latency_us.add(task.await??)?;
+    }
+    let elapsed = start.elapsed();
+    let ledger = Arc::into_inner(ledger).context("ledger still shared")?;
+    ledger.close()?;
+    Ok(Outcome {
+        events: (requests * batch) as u64,
+        elapsed,
+        latency_us,
+    })
+}
+
+/// Eight producers making `call`s of `per_request` events each, paced
+/// (open loop) to `rate` events/s in total; each returns its latencies.
+fn paced<T, F, Fut>(rate: f64, per_request: usize, items: Vec<T>, call: F) -> Vec<Producer>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    const PRODUCERS: usize = 8;
+    let interval = Duration::from_secs_f64(per_request as f64 * PRODUCERS as f64 / rate);
+    let mut shares: Vec<Vec<T>> = (0..PRODUCERS).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        shares[i % PRODUCERS].push(item);
+    }
     let mut tasks = Vec::new();
     for (p, share) in shares.into_iter().enumerate() {
-        let client = client.clone();
+        let call = call.clone();
         tasks.push(tokio::spawn(async move {
             let mut latency = histogram()?;
             // Stagger the producers across one interval.
@@ -237,48 +310,61 @@ async fn unary_paced(rate: f64, requests: Vec<proto::AppendRequest>) -> anyhow::
             // previous one is answered, so a slow answer cannot lower the
             // offered load (no coordinated omission).
             let mut calls = tokio::task::JoinSet::new();
-            for request in share {
+            for item in share {
                 ticks.tick().await;
-                let client = client.clone();
+                let call = call.clone();
                 calls.spawn(async move {
                     let sent = Instant::now();
-                    client.append(request).await?;
+                    call(item).await?;
                     anyhow::Ok(sent.elapsed())
                 });
             }
-            while let Some(call) = calls.join_next().await {
-                latency.record(call??.as_micros().max(1) as u64)?;
+            while let Some(done) = calls.join_next().await {
+                latency.record(done??.as_micros().max(1) as u64)?;
             }
             anyhow::Ok(latency)
         }));
     }
-    finish(server, events, start, tasks).await
+    tasks
 }
 
 fn k(rate: f64) -> String {
     format!("{:.1}k", rate / 1000.0)
 }
 
-/// `--unary`: only the unary scenario at 25k events/s, three times (for
-/// iterating on latency; the full report gives the ratios).
+/// `--unary`: only the unary scenario at 25k events/s, three times, each
+/// beside the same paced load on the ledger in-process and the gRPC
+/// round-trip floor (`GetLedgerInfo`), to split the latency between ledger,
+/// transport and server plumbing.
 fn unary_only() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut source = EventSource::default();
     let rate = 25_000.0;
     println!(
-        "| gRPC unary Append, 8 producers, batch {UNARY_BATCH}, open loop at 25k events/s | events/s | ack p50 ms | ack p99 ms | ack max ms |"
+        "8 producers, batches of {UNARY_BATCH}, open loop at 25k events/s ({} requests/s)",
+        rate as usize / UNARY_BATCH
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!();
+    println!("| run | workload | events/s | ack p50 ms | ack p90 ms | ack p99 ms | ack max ms |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let row = |run: usize, what: &str, outcome: &Outcome| {
+        println!(
+            "| {run} | {what} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            k(outcome.rate()),
+            outcome.ms(0.5),
+            outcome.ms(0.9),
+            outcome.ms(0.99),
+            outcome.latency_us.max() as f64 / 1000.0
+        );
+    };
     for run in 1..=3 {
         let count = ((rate * 8.0) as usize / UNARY_BATCH).max(MIN_UNARY_REQUESTS);
+        let in_process = runtime.block_on(in_process_paced(rate, &mut source, count, UNARY_BATCH))?;
+        row(run, "in-process `append_async`", &in_process);
+        let floor = runtime.block_on(info_paced(rate, UNARY_BATCH, count))?;
+        row(run, "gRPC `GetLedgerInfo` (round-trip floor)", &floor);
         let unary = runtime.block_on(unary_paced(rate, wire_requests(&mut source, count, UNARY_BATCH)))?;
-        println!(
-            "| run {run} | {} | {:.2} | {:.2} | {:.2} |",
-            k(unary.rate()),
-            unary.ms(0.5),
-            unary.ms(0.99),
-            unary.latency_us.max() as f64 / 1000.0
-        );
+        row(run, "gRPC unary `Append`", &unary);
     }
     Ok(())
 }

@@ -53,8 +53,20 @@ const CATCH_UP_ROUND: u64 = 262_144;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 /// How often an idle engine looks for a stop request.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// After the log grows, how long the engine lets more commits gather before
+/// folding. Under a trickle of small commits (unary appends) it would
+/// otherwise wake, read and fold once per commit, thousands of times a
+/// second, taking the cores the append path's acknowledgements need; views
+/// lag the log by this much more.
+const LIVE_LINGER: Duration = Duration::from_millis(5);
 /// Faults kept in memory for status (all are stored).
 const RECENT_FAULTS: usize = 16;
+
+/// How often sled makes the projection store durable. Everything in it is
+/// rebuilt from the log (a crash loses at most this much folding, redone
+/// from the stored position), while each sync competes with the log's own
+/// fsyncs for the disk, which acknowledgements wait on.
+const PROJECTION_STORE_FSYNC_MS: u64 = 5_000;
 
 /// Page cache of the projection store's sled database.
 const PROJECTION_STORE_CACHE: u64 = 64 * 1024 * 1024;
@@ -693,7 +705,7 @@ impl Projections {
         let db = sled::Config::new()
             .path(dir.as_ref())
             .cache_capacity(PROJECTION_STORE_CACHE)
-            .flush_every_ms(Some(500))
+            .flush_every_ms(Some(PROJECTION_STORE_FSYNC_MS))
             .open()
             .map_err(store_err)?;
         let inner = Arc::new(Inner {
@@ -909,7 +921,9 @@ fn run(inner: &Inner) {
                 flush_all(&slots);
                 last_flush = Instant::now();
             }
-            inner.ledger.wait_len_beyond(len, IDLE_WAIT);
+            if inner.ledger.wait_len_beyond(len, IDLE_WAIT) > len && !inner.stop.load(Ordering::Acquire) {
+                std::thread::sleep(LIVE_LINGER);
+            }
             continue;
         }
         if len - from > CATCH_UP_LAG {
