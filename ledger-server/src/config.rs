@@ -92,6 +92,17 @@ pub struct ServerConfig {
     /// The principals file (`crate::auth::principals`); `None` is
     /// development mode: no authentication, loopback only.
     pub principals_file: Option<PathBuf>,
+    /// Serve TLS with this certificate and key instead of plain HTTP/2.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The server's TLS certificate chain and private key (PEM files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The leaf's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl ServerConfig {
@@ -110,6 +121,7 @@ impl ServerConfig {
             log_format: LogFormat::Text,
             metrics: MetricsConfig::default(),
             principals_file: None,
+            tls: None,
         }
     }
 }
@@ -167,6 +179,12 @@ pub struct ServeArgs {
     /// development mode: no authentication, loopback only].
     #[arg(long, env = "LEDGER_PRINCIPALS")]
     pub principals: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key, serves TLS only.
+    #[arg(long, env = "LEDGER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "LEDGER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The config file: the same settings, all optional.
@@ -188,6 +206,8 @@ struct FileConfig {
     metrics: Option<MetricsConfig>,
     secret_scan: Option<ScanConfig>,
     principals: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -197,6 +217,13 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))
+}
+
+fn invalid(setting: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.to_string(),
+    }
 }
 
 fn positive<T: PartialOrd + Default + Copy>(setting: &'static str, value: T) -> Result<T, ConfigError> {
@@ -273,6 +300,19 @@ impl ServeArgs {
                 });
             }
             None => Some(data.join(PRINCIPALS_FILE)).filter(|p| p.is_file()),
+        };
+        config.tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set, so the key is needed too")),
+            (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set, so the certificate is needed too")),
+            (Some(cert), Some(key)) => {
+                for (setting, path) in [("tls_cert", &cert), ("tls_key", &key)] {
+                    if !path.is_file() {
+                        return Err(invalid(setting, &format!("{} is not a file", path.display())));
+                    }
+                }
+                Some(TlsFiles { cert, key })
+            }
         };
         if let Some(metrics) = file.metrics {
             metrics.validate().map_err(|e| ConfigError::Invalid {

@@ -162,6 +162,25 @@ fn incoming(
     })
 }
 
+/// The TLS settings of `files`, read now so a missing or unreadable file
+/// stops the start with its name.
+fn tls_config(files: &crate::config::TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServerError> {
+    let read = |setting: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServerError::Config(format!("{setting}: {}: {e}", path.display())))
+    };
+    let cert = read("tls_cert", &files.cert)?;
+    let key = read("tls_key", &files.key)?;
+    for (setting, pem, marker) in [
+        ("tls_cert", &cert, "-----BEGIN CERTIFICATE-----"),
+        ("tls_key", &key, "PRIVATE KEY-----"),
+    ] {
+        if !String::from_utf8_lossy(pem).contains(marker) {
+            return Err(ServerError::Config(format!("{setting}: no PEM {marker} block found")));
+        }
+    }
+    Ok(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
+}
+
 /// Serves an already open ledger (which the caller closes).
 pub async fn serve(
     listener: TcpListener,
@@ -170,6 +189,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let auth = authenticator(&listener, &config)?;
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
     let addr = listener.local_addr().ok();
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -247,7 +267,12 @@ pub async fn serve(
         health.set_not_serving::<BundlesServer<BundlesService>>().await;
         let _ = stop_tx.send(true);
     };
-    let served = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+        tracing::info!("TLS on");
+    }
+    let served = builder
         .layer(crate::limits::MessageLimitLayer::new(config.max_message_bytes))
         .layer(AuthLayer::new(auth))
         .add_service(health_service)

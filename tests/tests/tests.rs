@@ -23,3 +23,4 @@ mod recovery;
 mod replay_determinism;
 mod replay_kill;
 mod secrets;
+mod tls;

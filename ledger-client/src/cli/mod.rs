@@ -37,6 +37,10 @@ struct Cli {
     /// the environment variable, which other users cannot see in `ps`.
     #[arg(long, global = true, env = "LEDGER_API_KEY", hide_env_values = true)]
     api_key: Option<Secret>,
+    /// CA certificate (PEM) that the server's TLS certificate must chain
+    /// to; needs an https:// --server.
+    #[arg(long, global = true, env = "LEDGER_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
@@ -238,7 +242,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return demo::run_with_ledgerd(out, ledgerd.as_deref()).await;
     }
     let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
-    let client = Client::connect(server).await?;
+    let client = match &cli.ca_cert {
+        Some(path) => {
+            let ca = std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?;
+            Client::connect_tls(server, &ca).await?
+        }
+        None => Client::connect(server).await?,
+    };
     let client = match cli.api_key.as_ref().filter(|k| !k.0.is_empty()) {
         Some(key) => client.with_api_key(crate::ApiKey::new(&key.0)?),
         None => client,
