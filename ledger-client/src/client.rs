@@ -58,6 +58,19 @@ pub fn is_transient(status: &Status) -> bool {
         && !status.message().contains("poisoned")
 }
 
+/// How long a `RESOURCE_EXHAUSTED` refusal asks the caller to wait: the
+/// `retry-after-ms` metadata a server sets when a per-principal rate limit
+/// refused the call (the tokens will be there then). `None` for any other
+/// status, including a batch too large to ever fit, which retrying would
+/// not help.
+pub fn retry_after(status: &Status) -> Option<Duration> {
+    if status.code() != Code::ResourceExhausted {
+        return None;
+    }
+    let ms: u64 = status.metadata().get("retry-after-ms")?.to_str().ok()?.parse().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
 /// An API key, sent as `authorization: Bearer <key>` metadata on every
 /// call; or none (a server in development mode needs none). The value is
 /// marked sensitive (never indexed by HPACK), and `Debug` does not show it.
@@ -193,7 +206,9 @@ impl Client {
     }
 
     /// Appends one atomic batch, retrying transient failures (safe: event ids
-    /// are idempotent), and checks every receipt against the events sent.
+    /// are idempotent) and rate-limit refusals after the wait the server
+    /// hinted ([`retry_after`]), and checks every receipt against the
+    /// events sent.
     pub async fn append(&self, request: proto::AppendRequest) -> Result<proto::AppendResponse> {
         let mut attempt = 0;
         loop {
@@ -206,6 +221,12 @@ impl Client {
                 Err(status) if is_transient(&status) && attempt < self.retry.retries => {
                     tracing::debug!(attempt, status = %status, "append failed transiently; retrying");
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(status) if attempt < self.retry.retries && retry_after(&status).is_some() => {
+                    let wait = retry_after(&status).unwrap_or_default();
+                    tracing::debug!(attempt, ?wait, status = %status, "append rate-limited; retrying after the hint");
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Err(status) => return Err(status.into()),
@@ -505,6 +526,24 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_hinted_resource_exhausted_is_retried_after_its_hint() {
+        let mut hinted =
+            Status::resource_exhausted("principal p: events per second limit 5 exceeded, retry after 120 ms");
+        hinted
+            .metadata_mut()
+            .insert("retry-after-ms", AsciiMetadataValue::from_static("120"));
+        assert_eq!(retry_after(&hinted), Some(Duration::from_millis(120)));
+        let too_large = Status::resource_exhausted("principal p: a batch of 6 exceeds the one-second burst");
+        assert_eq!(retry_after(&too_large), None);
+        let mut other = Status::invalid_argument("x");
+        other
+            .metadata_mut()
+            .insert("retry-after-ms", AsciiMetadataValue::from_static("120"));
+        assert_eq!(retry_after(&other), None);
+        assert!(!is_transient(&hinted));
+    }
 
     #[test]
     fn an_api_key_goes_into_every_call_and_nowhere_else() -> Result<()> {

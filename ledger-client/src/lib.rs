@@ -28,7 +28,9 @@ pub mod cli;
 mod client;
 mod error;
 
-pub use client::{ApiKey, AppendReceipts, AppendSink, AuthChannel, Client, DEFAULT_SERVER, RetryPolicy, is_transient};
+pub use client::{
+    ApiKey, AppendReceipts, AppendSink, AuthChannel, Client, DEFAULT_SERVER, RetryPolicy, is_transient, retry_after,
+};
 pub use error::{ClientError, Result, code_name};
 
 /// Generated from `proto/ledger/v1/ledger.proto` (package `ledger.v1`).

@@ -11,9 +11,20 @@
 //! Each request is authorized like a unary `Append`; one the caller may not
 //! make is answered in place with `PERMISSION_DENIED`, like any other
 //! failed request.
+//!
+//! Each request also takes its tokens from the principal's rate limits
+//! (`crate::quota`). A stream is a producer that keeps sending, so a short
+//! shortage is back-pressure, not an error: the handler waits for the
+//! tokens (reading nothing more meanwhile) when they will be there within
+//! [`MAX_RATE_WAIT`]. A longer shortage, or a batch above the burst, is
+//! answered in place with `RESOURCE_EXHAUSTED` whose message says how long
+//! to wait (`retry after N ms`); nothing of that request is appended.
+//! While the handler waits, receipts of earlier requests wait too, at most
+//! [`MAX_RATE_WAIT`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ledger_client::proto;
 use ledger_core::{Ledger, PendingAppend};
@@ -22,7 +33,8 @@ use tonic::{Code, Status, Streaming};
 
 use crate::auth::Caller;
 use crate::convert;
-use crate::service::{authorize_append, check_and_submit};
+use crate::quota::{Quota, Refusal, refusal_status};
+use crate::service::{authorize_append, batch_size, check_and_submit};
 use crate::status::status;
 
 /// One request's place in the response order.
@@ -50,10 +62,35 @@ impl Slot {
     }
 }
 
+/// Longest a request of a stream waits for its principal's tokens before it
+/// is refused in place: long enough to smooth a producer slightly above its
+/// rate, short enough that receipts of earlier requests are not held back
+/// for long.
+pub const MAX_RATE_WAIT: Duration = Duration::from_millis(250);
+
+/// Takes the tokens of `batch`, waiting up to [`MAX_RATE_WAIT`] in all.
+async fn admit(quota: &Quota, caller: &Caller, batch: &ledger_core::AppendRequest) -> Result<(), Status> {
+    let (events, bytes) = batch_size(batch);
+    let limits = quota.limits_of(caller);
+    let deadline = tokio::time::Instant::now() + MAX_RATE_WAIT;
+    loop {
+        let now = tokio::time::Instant::now();
+        match quota.admit_at(caller.name(), limits, events, bytes, now.into_std()) {
+            Ok(()) => return Ok(()),
+            Err(Refusal::Rate { retry_after, .. }) if now + retry_after <= deadline => {
+                tokio::time::sleep(retry_after).await;
+            }
+            Err(refusal) => return Err(refusal_status(caller.name(), &refusal)),
+        }
+    }
+}
+
 /// Serves one `AppendStream` call until the producer closes its side (or
 /// the server stops), then answers everything still in flight.
+#[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
 pub async fn run(
     caller: Caller,
+    quota: Arc<Quota>,
     ledger: Arc<Ledger>,
     mut inbound: Streaming<proto::AppendRequest>,
     tx: mpsc::Sender<Result<proto::AppendResponse, Status>>,
@@ -87,7 +124,10 @@ pub async fn run(
                     requests += 1;
                     let include_checkpoint = request.include_checkpoint;
                     let state = match authorize_append(&caller, &request).and_then(|()| convert::append_request(request)) {
-                        Ok(batch) => check_and_submit(&ledger, batch).await.map_err(status),
+                        Ok(batch) => match admit(&quota, &caller, &batch).await {
+                            Ok(()) => check_and_submit(&ledger, batch).await.map_err(status),
+                            Err(refused) => Err(refused),
+                        },
                         Err(status) => Err(status),
                     };
                     pending.push_back(Slot { include_checkpoint, state });

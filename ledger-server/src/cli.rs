@@ -28,7 +28,7 @@ enum Command {
     /// Serve the ledger over gRPC (ledger.v1.Ledger, grpc.health.v1, reflection).
     /// On first start, creates the ledger and a development signing key.
     /// Stops gracefully on SIGTERM or Ctrl-C.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// The five-minute tour: starts ledgerd in this process on a loopback
     /// port, streams a realistic evidence set, shows the task board, the
     /// incident record and a metrics rollup, makes an audit bundle for the

@@ -13,6 +13,8 @@ use ledger_core::projection::builtin::metrics::MetricsConfig;
 use ledger_core::{HashAlg, LedgerConfig, ScanConfig, SecretScanner};
 use serde::Deserialize;
 
+use crate::quota::Limits;
+
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default data directory.
@@ -94,6 +96,9 @@ pub struct ServerConfig {
     pub principals_file: Option<PathBuf>,
     /// Serve TLS with this certificate and key instead of plain HTTP/2.
     pub tls: Option<TlsFiles>,
+    /// Server-wide per-principal abuse limits (`crate::quota`), which the
+    /// principals file may override per principal.
+    pub principal_limits: Limits,
 }
 
 /// The server's TLS certificate chain and private key (PEM files).
@@ -122,6 +127,7 @@ impl ServerConfig {
             metrics: MetricsConfig::default(),
             principals_file: None,
             tls: None,
+            principal_limits: Limits::default(),
         }
     }
 }
@@ -185,6 +191,17 @@ pub struct ServeArgs {
     /// TLS private key (PEM) of --tls-cert.
     #[arg(long, env = "LEDGER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Events each principal may append per second, also its burst; 0 is
+    /// unlimited [default: 0].
+    #[arg(long, env = "LEDGER_PRINCIPAL_EVENTS_PER_SEC")]
+    pub principal_events_per_sec: Option<u64>,
+    /// Payload bytes each principal may append per second, also its burst;
+    /// 0 is unlimited [default: 0].
+    #[arg(long, env = "LEDGER_PRINCIPAL_BYTES_PER_SEC")]
+    pub principal_bytes_per_sec: Option<u64>,
+    /// Streaming calls each principal may have open at once [default: 1024].
+    #[arg(long, env = "LEDGER_PRINCIPAL_MAX_STREAMS")]
+    pub principal_max_streams: Option<u32>,
 }
 
 /// The config file: the same settings, all optional.
@@ -208,6 +225,9 @@ struct FileConfig {
     principals: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    principal_events_per_sec: Option<u64>,
+    principal_bytes_per_sec: Option<u64>,
+    principal_max_streams: Option<u32>,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -286,6 +306,15 @@ impl ServeArgs {
         }
         if let Some(v) = self.segment_max_bytes.or(file.segment_max_bytes) {
             config.ledger.segment_max_bytes = positive("segment_max_bytes", v)?;
+        }
+        if let Some(v) = self.principal_events_per_sec.or(file.principal_events_per_sec) {
+            config.principal_limits.events_per_sec = v;
+        }
+        if let Some(v) = self.principal_bytes_per_sec.or(file.principal_bytes_per_sec) {
+            config.principal_limits.bytes_per_sec = v;
+        }
+        if let Some(v) = self.principal_max_streams.or(file.principal_max_streams) {
+            config.principal_limits.max_streams = positive("principal_max_streams", v)?;
         }
         config.principals_file = match self.principals.or(file.principals) {
             Some(path) if path.is_file() => Some(path),
@@ -401,6 +430,48 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(msg.contains("unknown field `max_batch_event`"), "{msg}");
+    }
+
+    #[test]
+    fn principal_limits_layer_and_bad_ones_are_named() {
+        let err = |args: ServeArgs| args.resolve().err().map(|e| e.to_string()).unwrap_or_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ServeArgs::default().resolve().expect("defaults");
+        assert_eq!(config.principal_limits, Limits::default());
+        let path = write(
+            &dir,
+            "principal_events_per_sec = 5000\nprincipal_bytes_per_sec = 1048576\nprincipal_max_streams = 8\n",
+        );
+        let config = ServeArgs {
+            config: Some(path),
+            principal_max_streams: Some(3),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(
+            config.principal_limits,
+            Limits {
+                events_per_sec: 5000,
+                bytes_per_sec: 1_048_576,
+                max_streams: 3
+            }
+        );
+        let msg = err(ServeArgs {
+            principal_max_streams: Some(0),
+            ..ServeArgs::default()
+        });
+        assert_eq!(msg, "principal_max_streams: must be greater than 0");
+        let msg = err(ServeArgs {
+            config: Some(write(&dir, "principal_events_per_sec = -1\n")),
+            ..ServeArgs::default()
+        });
+        assert!(msg.contains("principal_events_per_sec"), "{msg}");
+        let msg = err(ServeArgs {
+            config: Some(write(&dir, "principal_event_per_sec = 1\n")),
+            ..ServeArgs::default()
+        });
+        assert!(msg.contains("unknown field `principal_event_per_sec`"), "{msg}");
     }
 
     const SECRET_SCAN: &str = r#"

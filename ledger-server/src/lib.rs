@@ -20,6 +20,7 @@ pub mod convert;
 pub mod keys;
 mod limits;
 mod projections;
+pub mod quota;
 pub mod server;
 mod service;
 pub mod status;

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Permission};
 use crate::config::ServerConfig;
+use crate::quota::{Quota, StreamSlot};
 use crate::status::status;
 use crate::{append_stream, convert, subscribe};
 
@@ -64,6 +65,13 @@ pub(crate) async fn check_and_submit(ledger: &Arc<Ledger>, batch: AppendRequest)
     submitted
 }
 
+/// A batch's events and payload bytes, as the per-principal rate limits
+/// count them (`crate::quota`).
+pub(crate) fn batch_size(batch: &AppendRequest) -> (u64, u64) {
+    let bytes: usize = batch.events.iter().map(|e| e.payload.len()).sum();
+    (batch.events.len() as u64, bytes as u64)
+}
+
 /// A stream of records or a status, as tonic wants it.
 pub type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::Record, Status>> + Send>>;
 
@@ -73,6 +81,8 @@ pub struct LedgerService {
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) config: Arc<ServerConfig>,
     streams: Arc<Semaphore>,
+    /// Per-principal rates and stream counts.
+    pub(crate) quota: Arc<Quota>,
     /// Becomes `true` when the server shuts down: streaming calls end.
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -81,22 +91,29 @@ impl LedgerService {
     /// A service over an open ledger.
     pub fn new(ledger: Arc<Ledger>, config: Arc<ServerConfig>, stopping: watch::Receiver<bool>) -> LedgerService {
         let streams = Arc::new(Semaphore::new(config.max_concurrent_streams));
+        let quota = Arc::new(Quota::new(config.principal_limits));
         LedgerService {
             ledger,
             config,
             streams,
+            quota,
             stopping,
         }
     }
 
-    /// A slot for one more streaming call, or `RESOURCE_EXHAUSTED`.
-    fn stream_permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
+    /// A slot for one more streaming call of `caller`, or
+    /// `RESOURCE_EXHAUSTED`. The principal's own limit is checked first,
+    /// so one principal cannot hold every global slot, and a principal at
+    /// its limit is told so rather than that the server is full.
+    fn stream_permit(&self, caller: &Caller) -> Result<(StreamSlot, OwnedSemaphorePermit), Status> {
+        let slot = self.quota.stream(caller)?;
+        let permit = Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "max_concurrent_streams ({}) streaming calls are already open",
                 self.config.max_concurrent_streams
             ))
-        })
+        })?;
+        Ok((slot, permit))
     }
 
     /// Runs a blocking ledger call on the blocking pool.
@@ -160,6 +177,11 @@ impl ledger_server::Ledger for LedgerService {
             let include = request.include_checkpoint;
             let batch = convert::append_request(request)?;
             let n = batch.events.len();
+            let (events, bytes) = batch_size(&batch);
+            if let Err(refused) = self.quota.admit(&caller, events, bytes) {
+                tracing::info!(error = %refused.message(), "append refused by the principal's rate limit");
+                return Err(refused);
+            }
             let outcome = match check_and_submit(&self.ledger, batch).await {
                 Ok(pending) => pending.await,
                 Err(err) => Err(err),
@@ -187,11 +209,12 @@ impl ledger_server::Ledger for LedgerService {
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
         let span = rpc_span("AppendStream", &request);
         let caller = Caller::of(&request)?;
-        let permit = self.stream_permit()?;
+        let permit = self.stream_permit(&caller)?;
         let capacity = self.config.max_in_flight_per_stream;
         let (tx, rx) = mpsc::channel(capacity);
         let task = append_stream::run(
             caller,
+            Arc::clone(&self.quota),
             Arc::clone(&self.ledger),
             request.into_inner(),
             tx,
@@ -220,7 +243,7 @@ impl ledger_server::Ledger for LedgerService {
         } else {
             caller.require_stream(Permission::Read, "stream", &request.stream)?;
         }
-        let permit = self.stream_permit()?;
+        let permit = self.stream_permit(&caller)?;
         let end = self.ledger.len();
         if request.stream.is_empty() && request.from_seq > end {
             return Err(Status::out_of_range(format!(
@@ -248,8 +271,8 @@ impl ledger_server::Ledger for LedgerService {
         let span = rpc_span("Subscribe", &request);
         let caller = Caller::of(&request)?;
         let request = request.into_inner();
-        let filter = subscribe::Filter::new(&request, caller)?;
-        let permit = self.stream_permit()?;
+        let filter = subscribe::Filter::new(&request, caller.clone())?;
+        let permit = self.stream_permit(&caller)?;
         let len = self.ledger.len();
         if request.from_seq > len {
             return Err(Status::out_of_range(format!(

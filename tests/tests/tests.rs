@@ -19,6 +19,7 @@ mod keys;
 mod producer;
 mod projections;
 mod proofs;
+mod quota;
 mod recovery;
 mod replay_determinism;
 mod replay_kill;

@@ -45,7 +45,8 @@ impl KeyIndex {
     fn new(principals: &Principals) -> KeyIndex {
         let mut keys = HashMap::new();
         for principal in &principals.principals {
-            let caller = Caller::principal(principal.name.clone(), principal.grants.clone());
+            let caller =
+                Caller::principal_with_limits(principal.name.clone(), principal.grants.clone(), principal.limits);
             for key in &principal.keys {
                 keys.insert(key.id.clone(), (caller.clone(), key.clone()));
             }

@@ -251,6 +251,7 @@ struct CallerInner {
     name: String,
     grants: Vec<Grant>,
     development: bool,
+    limits: crate::quota::LimitOverrides,
 }
 
 impl fmt::Debug for Caller {
@@ -270,6 +271,7 @@ impl Caller {
             name: DEVELOPMENT_PRINCIPAL.to_string(),
             grants: Vec::new(),
             development: true,
+            limits: crate::quota::LimitOverrides::default(),
         }))
     }
 
@@ -279,7 +281,29 @@ impl Caller {
             name: name.into(),
             grants,
             development: false,
+            limits: crate::quota::LimitOverrides::default(),
         }))
+    }
+
+    /// A principal with its grants and its overrides of the server-wide
+    /// abuse limits (`crate::quota`), carried by the caller so that an
+    /// edited principals file takes effect with its next reload.
+    pub fn principal_with_limits(
+        name: impl Into<String>,
+        grants: Vec<Grant>,
+        limits: crate::quota::LimitOverrides,
+    ) -> Caller {
+        Caller(Arc::new(CallerInner {
+            name: name.into(),
+            grants,
+            development: false,
+            limits,
+        }))
+    }
+
+    /// The caller's overrides of the server-wide abuse limits.
+    pub fn limit_overrides(&self) -> crate::quota::LimitOverrides {
+        self.0.limits
     }
 
     /// The caller the auth layer attached to `request`. A request without

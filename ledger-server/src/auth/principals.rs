@@ -14,6 +14,11 @@
 //! created_at = "2026-12-04T10:00:00Z"
 //! expires_at = "2027-03-04T10:00:00Z"   # optional
 //! revoked_at = "2026-12-05T08:00:00Z"   # optional: set by `ledgerd auth revoke-key`
+//!
+//! [principal.limits]                     # optional: overrides the server-wide
+//! events_per_sec = 5000                  # principal_* settings (0 = unlimited
+//! bytes_per_sec = 10485760               # for the rates), see `crate::quota`
+//! max_streams = 8
 //! ```
 //!
 //! `ledgerd auth` writes it (to a temporary file, fsynced, renamed, mode
@@ -31,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::key::{KeyEntry, NewKey, SALT_BYTES};
 use super::{AuthError, Grant};
+use crate::quota::LimitOverrides;
 
 /// Longest principal name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -53,6 +59,8 @@ pub struct Principal {
     pub grants: Vec<Grant>,
     /// Its keys, revoked and expired ones included.
     pub keys: Vec<KeyEntry>,
+    /// Its overrides of the server-wide abuse limits.
+    pub limits: LimitOverrides,
 }
 
 /// Every principal of a file.
@@ -75,8 +83,46 @@ struct PrincipalToml {
     name: String,
     #[serde(default)]
     grants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limits: Option<LimitsToml>,
     #[serde(default)]
     key: Vec<KeyToml>,
+}
+
+/// `[principal.limits]`: absent in files written before limits existed.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsToml {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events_per_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes_per_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_streams: Option<u32>,
+}
+
+impl LimitsToml {
+    fn overrides(&self) -> Result<LimitOverrides, String> {
+        if self.max_streams == Some(0) {
+            return Err(
+                "limits.max_streams: must be greater than 0 (to keep a principal from reading, remove its read grants)"
+                    .to_string(),
+            );
+        }
+        Ok(LimitOverrides {
+            events_per_sec: self.events_per_sec,
+            bytes_per_sec: self.bytes_per_sec,
+            max_streams: self.max_streams,
+        })
+    }
+
+    fn of(limits: &LimitOverrides) -> Option<LimitsToml> {
+        (!limits.is_empty()).then_some(LimitsToml {
+            events_per_sec: limits.events_per_sec,
+            bytes_per_sec: limits.bytes_per_sec,
+            max_streams: limits.max_streams,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -197,10 +243,17 @@ impl Principals {
                     return Err(bad(format!("key id {} appears twice", key.id)));
                 }
             }
+            let limits = match &p.limits {
+                Some(limits) => limits
+                    .overrides()
+                    .map_err(|e| bad(format!("principal {:?}: {e}", p.name)))?,
+                None => LimitOverrides::default(),
+            };
             principals.push(Principal {
                 name: p.name,
                 grants,
                 keys,
+                limits,
             });
         }
         Ok(Principals { principals })
@@ -233,6 +286,7 @@ impl Principals {
                 .map(|p| PrincipalToml {
                     name: p.name.clone(),
                     grants: p.grants.iter().map(Grant::to_string).collect(),
+                    limits: LimitsToml::of(&p.limits),
                     key: p.keys.iter().map(KeyToml::of).collect(),
                 })
                 .collect(),
@@ -291,6 +345,7 @@ impl Principals {
             name: name.to_string(),
             grants,
             keys: Vec::new(),
+            limits: LimitOverrides::default(),
         });
         Ok(())
     }
@@ -339,6 +394,11 @@ mod tests {
         let mut principals = Principals::default();
         principals.add_principal("ops-hub-probe", vec![Grant::parse("ops-hub:append,read")?])?;
         principals.add_principal("auditor", vec![Grant::parse("*:read")?])?;
+        principals.principals[0].limits = LimitOverrides {
+            events_per_sec: Some(5000),
+            bytes_per_sec: None,
+            max_streams: Some(8),
+        };
         let key = principals.add_key("ops-hub-probe", now, Some(now + chrono::Duration::days(90)))?;
         let second = principals.add_key("auditor", now, None)?;
         assert_eq!(principals.revoke_key(&second.entry().id, now)?, "auditor");
@@ -369,6 +429,16 @@ mod tests {
         let key = "id = \"00112233445566ff\"\nsalt = \"000102030405060708090a0b0c0d0e0f\"\nhash = \"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262\"\ncreated_at = \"2026-12-04T10:00:00Z\"\n";
         assert!(err("[[principal]]\nname = \"a\"\ngrant = []\n").contains("unknown field `grant`"));
         assert!(err("[[principal]]\nname = \"a\"\n[[principal]]\nname = \"a\"\n").contains("defined twice"));
+        assert!(
+            err("[[principal]]\nname = \"a\"\n[principal.limits]\nevents = 5\n").contains("unknown field `events`")
+        );
+        assert!(
+            err("[[principal]]\nname = \"a\"\n[principal.limits]\nevents_per_sec = -5\n").contains("events_per_sec")
+        );
+        assert!(
+            err("[[principal]]\nname = \"a\"\n[principal.limits]\nmax_streams = 0\n")
+                .contains("principal \"a\": limits.max_streams: must be greater than 0")
+        );
         assert!(err("[[principal]]\nname = \"a b\"\n").contains("whitespace"));
         assert!(err("[[principal]]\nname = \"a\"\ngrants = [\"ops:write\"]\n").contains("\"write\" is not read"));
         assert!(
