@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         proto_root.join("ledger/v1/ledger.proto"),
         proto_root.join("ledger/v1/projections.proto"),
         proto_root.join("ledger/v1/bundles.proto"),
+        proto_root.join("ledger/v1/admin.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());

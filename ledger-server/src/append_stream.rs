@@ -31,7 +31,7 @@ use ledger_core::{Ledger, PendingAppend};
 use tokio::sync::{mpsc, watch};
 use tonic::{Code, Status, Streaming};
 
-use crate::auth::Caller;
+use crate::auth::{Authenticator, Caller};
 use crate::convert;
 use crate::quota::{Quota, Refusal, refusal_status};
 use crate::service::{authorize_append, batch_size, check_and_submit};
@@ -90,6 +90,7 @@ async fn admit(quota: &Quota, caller: &Caller, batch: &ledger_core::AppendReques
 #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
 pub async fn run(
     caller: Caller,
+    auth: Arc<Authenticator>,
     quota: Arc<Quota>,
     ledger: Arc<Ledger>,
     mut inbound: Streaming<proto::AppendRequest>,
@@ -123,7 +124,7 @@ pub async fn run(
                 Ok(Some(request)) => {
                     requests += 1;
                     let include_checkpoint = request.include_checkpoint;
-                    let state = match authorize_append(&caller, &request).and_then(|()| convert::append_request(request)) {
+                    let state = match authorize_append(&caller, &auth, &request).and_then(|()| convert::append_request(request)) {
                         Ok(batch) => match admit(&quota, &caller, &batch).await {
                             Ok(()) => check_and_submit(&ledger, batch).await.map_err(status),
                             Err(refused) => Err(refused),

@@ -200,6 +200,7 @@ fn auth(command: AuthCommand) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()
                 .context("--grant")?;
             let expires_at = expiry.resolve(now)?;
+            let _lock = Principals::lock(&path)?;
             let mut principals = Principals::load_or_empty(&path)?;
             principals.add_principal(&name, grants.clone())?;
             let key = principals.add_key(&name, now, expires_at)?;
@@ -217,6 +218,7 @@ fn auth(command: AuthCommand) -> anyhow::Result<()> {
         AuthCommand::CreateKey { file, name, expiry } => {
             let path = file.path();
             let expires_at = expiry.resolve(now)?;
+            let _lock = Principals::lock(&path)?;
             let mut principals = Principals::load(&path)?;
             let key = principals.add_key(&name, now, expires_at)?;
             principals.save(&path)?;
@@ -230,6 +232,7 @@ fn auth(command: AuthCommand) -> anyhow::Result<()> {
         }
         AuthCommand::RevokeKey { file, key_id } => {
             let path = file.path();
+            let _lock = Principals::lock(&path)?;
             let mut principals = Principals::load(&path)?;
             let name = principals.revoke_key(&key_id.to_ascii_lowercase(), now)?;
             principals.save(&path)?;

@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 mod append_stream;
 pub mod auth;
 pub mod bundle_store;

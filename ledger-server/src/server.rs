@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ledger_client::proto::{
-    self, bundles_server::BundlesServer, ledger_server::LedgerServer, projections_server::ProjectionsServer,
+    self, admin_server::AdminServer, bundles_server::BundlesServer, ledger_server::LedgerServer,
+    projections_server::ProjectionsServer,
 };
 use ledger_core::projection::builtin::Builtins;
 use ledger_core::projection::builtin::metrics::Metrics;
@@ -23,7 +24,9 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::auth::{AuthError, AuthLayer, Authenticator, InsecureListen, check_listen};
+use crate::admin::service::AdminService;
+use crate::admin::{Admin, AdminError};
+use crate::auth::{AuthError, AuthLayer, Authenticator, InsecureListen, PolicyKeys, check_listen};
 use crate::bundle_store::BundleStore;
 use crate::bundles::BundlesService;
 use crate::config::ServerConfig;
@@ -76,21 +79,20 @@ fn authenticator(listener: &TcpListener, config: &ServerConfig) -> Result<Arc<Au
     Ok(Arc::new(auth))
 }
 
-/// Keeps the principals of `auth` in step with their file (revocations take
-/// effect without a restart) until aborted.
-async fn follow_principals(auth: Arc<Authenticator>) {
+/// Keeps the principals in step with their file (revocations take effect
+/// without a restart), recording outside edits in the ledger, until
+/// aborted.
+async fn follow_principals(admin: Arc<Admin>) {
     let mut tick = tokio::time::interval(PRINCIPALS_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let reloading = Arc::clone(&auth);
-        match tokio::task::spawn_blocking(move || reloading.reload_if_changed()).await {
-            Ok(Ok(true)) => tracing::info!(principals = auth.principal_count(), "principals file changed: reloaded"),
-            Ok(Ok(false)) => {}
-            Ok(Err(err)) => {
+        match admin.follow_file().await {
+            Ok(_) => {}
+            Err(AdminError::File(err)) => {
                 tracing::error!(error = %err, "principals file not reloaded; the loaded principals stay in force")
             }
-            Err(err) => tracing::error!(error = %err, "principals reload task failed"),
+            Err(err) => tracing::error!(error = %err, "principals file reload not recorded"),
         }
     }
 }
@@ -193,7 +195,13 @@ pub async fn serve(
     let addr = listener.local_addr().ok();
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service = LedgerService::new(Arc::clone(&ledger), Arc::clone(&config), stop_rx);
+    ledger.set_producer_keys(Some(Arc::new(PolicyKeys(Arc::clone(&auth)))));
+    let admin = Arc::new(Admin::new(Arc::clone(&ledger), Arc::clone(&auth)));
+    admin
+        .record_file_at_start()
+        .await
+        .map_err(|e| ServerError::Config(format!("recording the principals file in the ledger: {e}")))?;
+    let service = LedgerService::new(Arc::clone(&ledger), Arc::clone(&config), Arc::clone(&auth), stop_rx);
     let (engine, builtins) = {
         let (ledger, dir) = (Arc::clone(&ledger), config.data_dir.join("projections"));
         let metrics = Metrics::new(config.metrics.clone()).map_err(|e| ServerError::Config(e.to_string()))?;
@@ -211,6 +219,8 @@ pub async fn serve(
         BundleStore::new(config.data_dir.join("bundles")),
     ))
     .max_decoding_message_size(config.max_message_bytes);
+    let admin_service =
+        AdminServer::new(AdminService::new(Arc::clone(&admin))).max_decoding_message_size(config.max_message_bytes);
     let projections_service = ProjectionsServer::new(ProjectionsService::new(Arc::clone(&engine), builtins))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes.max(64 * 1024 * 1024));
@@ -219,6 +229,7 @@ pub async fn serve(
     health.set_serving::<LedgerServer<LedgerService>>().await;
     health.set_serving::<ProjectionsServer<ProjectionsService>>().await;
     health.set_serving::<BundlesServer<BundlesService>>().await;
+    health.set_serving::<AdminServer<AdminService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -248,7 +259,7 @@ pub async fn serve(
                     "the principals file has no principals: every call but health and reflection is refused"
                 );
             }
-            Some(tokio::spawn(follow_principals(Arc::clone(&auth))))
+            Some(tokio::spawn(follow_principals(Arc::clone(&admin))))
         }
     };
     tracing::info!(
@@ -265,6 +276,7 @@ pub async fn serve(
         health.set_not_serving::<LedgerServer<LedgerService>>().await;
         health.set_not_serving::<ProjectionsServer<ProjectionsService>>().await;
         health.set_not_serving::<BundlesServer<BundlesService>>().await;
+        health.set_not_serving::<AdminServer<AdminService>>().await;
         let _ = stop_tx.send(true);
     };
     let mut builder = tonic::transport::Server::builder();
@@ -280,6 +292,7 @@ pub async fn serve(
         .add_service(ledger_service)
         .add_service(projections_service)
         .add_service(bundles_service)
+        .add_service(admin_service)
         .serve_with_incoming_shutdown(incoming(listener), signal)
         .await;
     if let Some(reloader) = reloader {

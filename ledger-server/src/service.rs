@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authenticator, Caller, Permission};
 use crate::config::ServerConfig;
 use crate::quota::{Quota, StreamSlot};
 use crate::status::status;
@@ -80,6 +80,8 @@ pub type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::Record, Status>>
 pub struct LedgerService {
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) config: Arc<ServerConfig>,
+    /// Who is calling, and the append rules in force.
+    pub(crate) auth: Arc<Authenticator>,
     streams: Arc<Semaphore>,
     /// Per-principal rates and stream counts.
     pub(crate) quota: Arc<Quota>,
@@ -89,12 +91,18 @@ pub struct LedgerService {
 
 impl LedgerService {
     /// A service over an open ledger.
-    pub fn new(ledger: Arc<Ledger>, config: Arc<ServerConfig>, stopping: watch::Receiver<bool>) -> LedgerService {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        config: Arc<ServerConfig>,
+        auth: Arc<Authenticator>,
+        stopping: watch::Receiver<bool>,
+    ) -> LedgerService {
         let streams = Arc::new(Semaphore::new(config.max_concurrent_streams));
         let quota = Arc::new(Quota::new(config.principal_limits));
         LedgerService {
             ledger,
             config,
+            auth,
             streams,
             quota,
             stopping,
@@ -156,14 +164,20 @@ pub(crate) fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing
 }
 
 /// `PERMISSION_DENIED` unless the caller may append to the stream of every
-/// event, checked before anything of the request is looked at.
-pub(crate) fn authorize_append(caller: &Caller, request: &proto::AppendRequest) -> Result<(), Status> {
+/// event, checked before anything of the request is looked at; then the
+/// append rules of the principals file in force (producer keys, namespace
+/// policies, vocabularies: [`crate::auth::Policy`]).
+pub(crate) fn authorize_append(
+    caller: &Caller,
+    auth: &Authenticator,
+    request: &proto::AppendRequest,
+) -> Result<(), Status> {
     for (i, event) in request.events.iter().enumerate() {
         if !caller.may_stream(Permission::Append, &event.stream) {
             caller.require_stream(Permission::Append, &format!("events[{i}].stream"), &event.stream)?;
         }
     }
-    Ok(())
+    auth.policy().check_append(caller, request)
 }
 
 #[tonic::async_trait]
@@ -173,7 +187,7 @@ impl ledger_server::Ledger for LedgerService {
         async move {
             let caller = Caller::of(&request)?;
             let request = request.into_inner();
-            authorize_append(&caller, &request)?;
+            authorize_append(&caller, &self.auth, &request)?;
             let include = request.include_checkpoint;
             let batch = convert::append_request(request)?;
             let n = batch.events.len();
@@ -214,6 +228,7 @@ impl ledger_server::Ledger for LedgerService {
         let (tx, rx) = mpsc::channel(capacity);
         let task = append_stream::run(
             caller,
+            Arc::clone(&self.auth),
             Arc::clone(&self.quota),
             Arc::clone(&self.ledger),
             request.into_inner(),

@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use chrono::Utc;
 use ledger_client::proto::{
-    self, bundles_client::BundlesClient, ledger_client::LedgerClient, projections_client::ProjectionsClient,
+    self, admin_client::AdminClient, bundles_client::BundlesClient, ledger_client::LedgerClient,
+    projections_client::ProjectionsClient,
 };
 use ledger_client::{Client, ClientError};
 use ledger_server::auth::{Grant, Principals};
@@ -62,6 +63,16 @@ const MATRIX: &[(&str, [Code; 8])] = &[
     ("/ledger.v1.Bundles/Create", [U, U, U, U, OK, PD, PD, OK]),
     ("/ledger.v1.Bundles/Get", [U, U, U, U, OK, PD, NF, OK]),
     ("/ledger.v1.Bundles/List", [U, U, U, U, OK, PD, OK, OK]),
+    ("/ledger.v1.Admin/ListPrincipals", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/CreatePrincipal", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/CreateKey", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/RevokeKey", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/SetGrants", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/AddProducerKey", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/RevokeProducerKey", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/ListNamespaces", [U, U, U, U, OK, OK, OK, OK]),
+    ("/ledger.v1.Admin/SetNamespacePolicy", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/SetVocabulary", [U, U, U, U, PD, PD, PD, OK]),
 ];
 
 /// Guards against a hang (a subscription that never delivers); never an
@@ -159,6 +170,18 @@ struct Seeded {
     ops_seq: u64,
     /// A bundle of `ops-hub` records.
     bundle_id: String,
+    /// The admin's key: makes what a revocation cell revokes.
+    admin_key: String,
+}
+
+/// A producer public key for cell `n` (any valid point will do).
+fn producer_public_key(n: u64) -> Vec<u8> {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&n.to_le_bytes());
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .as_bytes()
+        .to_vec()
 }
 
 /// Makes the request of `method` as the caller holding `key`; returns the
@@ -167,6 +190,8 @@ async fn call(seeded: &Seeded, method: &str, key: Option<&str>, n: u64) -> anyho
     let mut ledger = LedgerClient::new(seeded.channel.clone());
     let mut projections = ProjectionsClient::new(seeded.channel.clone());
     let mut bundles = BundlesClient::new(seeded.channel.clone());
+    let mut admin = AdminClient::new(seeded.channel.clone());
+    let admin_key = Some(seeded.admin_key.as_str());
     Ok(match method {
         "/ledger.v1.Ledger/Append" => unary(ledger.append(req(append_request(n), key)?).await),
         "/ledger.v1.Ledger/AppendStream" => {
@@ -262,6 +287,81 @@ async fn call(seeded: &Seeded, method: &str, key: Option<&str>, n: u64) -> anyho
             drain(bundles.get(req(get, key)?).await).await?
         }
         "/ledger.v1.Bundles/List" => unary(bundles.list(req(proto::ListBundlesRequest {}, key)?).await),
+        "/ledger.v1.Admin/ListPrincipals" => {
+            unary(admin.list_principals(req(proto::ListPrincipalsRequest {}, key)?).await)
+        }
+        "/ledger.v1.Admin/CreatePrincipal" => {
+            let create = proto::CreatePrincipalRequest {
+                name: format!("matrix-{n}"),
+                grants: vec!["ops-hub:read".to_string()],
+                expires_in_days: 1,
+            };
+            unary(admin.create_principal(req(create, key)?).await)
+        }
+        "/ledger.v1.Admin/CreateKey" => {
+            let create = proto::CreateKeyRequest {
+                name: "read-only".to_string(),
+                expires_in_days: 1,
+            };
+            unary(admin.create_key(req(create, key)?).await)
+        }
+        "/ledger.v1.Admin/RevokeKey" => {
+            let create = proto::CreateKeyRequest {
+                name: "read-only".to_string(),
+                expires_in_days: 1,
+            };
+            let made = admin.create_key(req(create, admin_key)?).await?.into_inner();
+            let revoke = proto::RevokeKeyRequest { key_id: made.key_id };
+            unary(admin.revoke_key(req(revoke, key)?).await)
+        }
+        "/ledger.v1.Admin/SetGrants" => {
+            let set = proto::SetGrantsRequest {
+                name: "read-only".to_string(),
+                grants: vec!["ops-hub:read".to_string(), format!("matrix-{n}:read")],
+            };
+            unary(admin.set_grants(req(set, key)?).await)
+        }
+        "/ledger.v1.Admin/AddProducerKey" => {
+            let add = proto::AddProducerKeyRequest {
+                name: "append-only".to_string(),
+                key_id: format!("matrix-{n}"),
+                public_key: producer_public_key(n),
+            };
+            unary(admin.add_producer_key(req(add, key)?).await)
+        }
+        "/ledger.v1.Admin/RevokeProducerKey" => {
+            let add = proto::AddProducerKeyRequest {
+                name: "append-only".to_string(),
+                key_id: format!("matrix-{n}"),
+                public_key: producer_public_key(n),
+            };
+            admin.add_producer_key(req(add, admin_key)?).await?;
+            let revoke = proto::RevokeProducerKeyRequest {
+                key_id: format!("matrix-{n}"),
+            };
+            unary(admin.revoke_producer_key(req(revoke, key)?).await)
+        }
+        "/ledger.v1.Admin/ListNamespaces" => {
+            unary(admin.list_namespaces(req(proto::ListNamespacesRequest {}, key)?).await)
+        }
+        "/ledger.v1.Admin/SetNamespacePolicy" => {
+            let set = proto::SetNamespacePolicyRequest {
+                namespace: format!("matrix-{n}"),
+                require_signatures: true,
+            };
+            unary(admin.set_namespace_policy(req(set, key)?).await)
+        }
+        "/ledger.v1.Admin/SetVocabulary" => {
+            let set = proto::SetVocabularyRequest {
+                namespace: format!("matrix-{n}"),
+                types: vec![proto::EventTypeRule {
+                    r#type: "matrix.checked".to_string(),
+                    schema: String::new(),
+                }],
+                unrestricted: false,
+            };
+            unary(admin.set_vocabulary(req(set, key)?).await)
+        }
         other => bail!("no call for {other}: add one beside its MATRIX row"),
     })
 }
@@ -329,6 +429,7 @@ async fn every_rpc_answers_every_caller_as_the_matrix_says() -> anyhow::Result<(
         channel: tonic::transport::Endpoint::from_shared(server.url())?.connect().await?,
         ops_seq,
         bundle_id: bundle.bundle_id,
+        admin_key: admin.clone(),
     };
 
     let bad = wrong_secret(&admin);

@@ -24,7 +24,7 @@ use chrono::Utc;
 use tonic::Status;
 
 use super::key::{KeyEntry, KeyState, SALT_BYTES, hash_secret, parse_bearer};
-use super::{AuthError, Caller, Principals};
+use super::{AuthError, Caller, Policy, Principals};
 
 /// Paths served without authentication: liveness and discovery.
 const OPEN_PREFIXES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/"];
@@ -34,15 +34,17 @@ const MISSING: &str = "missing API key: send `authorization: Bearer <key>` metad
 /// What `UNAUTHENTICATED` says for any key that does not verify.
 const INVALID: &str = "invalid API key";
 
-/// Keys by id, each with its principal's caller.
+/// Keys by id, each with its principal's caller, and the file they came
+/// from with its append rules: one snapshot, swapped whole on a reload.
 #[derive(Default)]
 struct KeyIndex {
     keys: HashMap<String, (Caller, KeyEntry)>,
-    principals: usize,
+    principals: Arc<Principals>,
+    policy: Arc<Policy>,
 }
 
 impl KeyIndex {
-    fn new(principals: &Principals) -> KeyIndex {
+    fn new(principals: Principals) -> KeyIndex {
         let mut keys = HashMap::new();
         for principal in &principals.principals {
             let caller =
@@ -53,7 +55,8 @@ impl KeyIndex {
         }
         KeyIndex {
             keys,
-            principals: principals.principals.len(),
+            policy: Arc::new(Policy::new(&principals)),
+            principals: Arc::new(principals),
         }
     }
 }
@@ -75,6 +78,17 @@ fn stamp(path: &Path) -> std::io::Result<FileStamp> {
         len: meta.len(),
         modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
     })
+}
+
+/// A reload of the principals file that an outside edit caused.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The file as it was in force before.
+    pub previous: Arc<Principals>,
+    /// The file now in force.
+    pub current: Arc<Principals>,
+    /// BLAKE3 of the file's bytes as read.
+    pub digest: blake3::Hash,
 }
 
 enum Mode {
@@ -130,7 +144,7 @@ impl Authenticator {
         Ok(Authenticator {
             mode: Mode::Principals {
                 path: path.to_path_buf(),
-                index: RwLock::new(Arc::new(KeyIndex::new(&principals))),
+                index: RwLock::new(Arc::new(KeyIndex::new(principals))),
                 loaded: Mutex::new(loaded),
             },
             decoy: decoy(),
@@ -146,18 +160,74 @@ impl Authenticator {
     pub fn principal_count(&self) -> usize {
         match &self.mode {
             Mode::Development => 0,
-            Mode::Principals { index, .. } => index.read().map(|i| i.principals).unwrap_or(0),
+            Mode::Principals { .. } => self.index().principals.principals.len(),
         }
     }
 
+    /// The principals file in force (empty in development mode).
+    pub fn principals(&self) -> Arc<Principals> {
+        Arc::clone(&self.index().principals)
+    }
+
+    /// The append rules in force (none in development mode).
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.index().policy)
+    }
+
+    /// The principals file, or `None` in development mode.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.mode {
+            Mode::Development => None,
+            Mode::Principals { path, .. } => Some(path),
+        }
+    }
+
+    fn index(&self) -> Arc<KeyIndex> {
+        match &self.mode {
+            Mode::Development => Arc::new(KeyIndex::default()),
+            Mode::Principals { index, .. } => match index.read() {
+                Ok(index) => Arc::clone(&index),
+                Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+            },
+        }
+    }
+
+    fn swap(&self, principals: Principals) -> Arc<Principals> {
+        let Mode::Principals { index, .. } = &self.mode else {
+            return Arc::new(principals);
+        };
+        let fresh = Arc::new(KeyIndex::new(principals));
+        let previous = match index.write() {
+            Ok(mut index) => std::mem::replace(&mut *index, fresh),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), fresh),
+        };
+        Arc::clone(&previous.principals)
+    }
+
+    /// Puts `principals`, just written to the file by the admin service,
+    /// in force at once, and marks the file as loaded so the reload poll
+    /// does not take the admin's own write for an outside edit.
+    pub fn install(&self, principals: Principals) -> Result<(), AuthError> {
+        let Mode::Principals { path, loaded, .. } = &self.mode else {
+            return Ok(());
+        };
+        let mut loaded = loaded.lock().map_err(|_| AuthError::File {
+            path: path.clone(),
+            reason: "a previous reload panicked".to_string(),
+        })?;
+        *loaded = stamp(path).ok();
+        self.swap(principals);
+        Ok(())
+    }
+
     /// Re-reads the principals file if it changed since it was loaded.
-    /// Returns whether it did. A file that cannot be read or parsed leaves
-    /// the loaded principals in place (and is reported as the error): a
-    /// broken edit never opens the server up, and never locks everyone out
-    /// of a running one.
-    pub fn reload_if_changed(&self) -> Result<bool, AuthError> {
-        let Mode::Principals { path, index, loaded } = &self.mode else {
-            return Ok(false);
+    /// Returns the file before and after when it did. A file that cannot be
+    /// read or parsed leaves the loaded principals in place (and is
+    /// reported as the error): a broken edit never opens the server up, and
+    /// never locks everyone out of a running one.
+    pub fn reload_if_changed(&self) -> Result<Option<Reloaded>, AuthError> {
+        let Mode::Principals { path, loaded, .. } = &self.mode else {
+            return Ok(None);
         };
         let current = stamp(path).map_err(|e| AuthError::File {
             path: path.clone(),
@@ -168,24 +238,29 @@ impl Authenticator {
             reason: "a previous reload panicked".to_string(),
         })?;
         if *loaded == Some(current) {
-            return Ok(false);
+            return Ok(None);
         }
         // Mark it seen first: a broken file is reported once, not every poll.
         *loaded = Some(current);
-        let principals = Principals::load(path)?;
-        let fresh = Arc::new(KeyIndex::new(&principals));
-        match index.write() {
-            Ok(mut index) => *index = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
-        Ok(true)
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let principals = Principals::parse(&text, path)?;
+        let current = Arc::new(principals.clone());
+        let previous = self.swap(principals);
+        Ok(Some(Reloaded {
+            previous,
+            current,
+            digest: blake3::hash(text.as_bytes()),
+        }))
     }
 
     /// The caller presenting `headers`, or `UNAUTHENTICATED`.
     pub fn authenticate(&self, headers: &http::HeaderMap, method: &str) -> Result<Caller, Status> {
-        let Mode::Principals { index, .. } = &self.mode else {
+        if self.is_development() {
             return Ok(Caller::development());
-        };
+        }
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
             tracing::info!(method, "authentication failed: no API key");
             return Err(Status::unauthenticated(MISSING));
@@ -194,10 +269,7 @@ impl Authenticator {
             tracing::info!(method, "authentication failed: malformed API key");
             return Err(Status::unauthenticated(INVALID));
         };
-        let index = match index.read() {
-            Ok(index) => Arc::clone(&index),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
+        let index = self.index();
         let found = index.keys.get(&presented.id);
         let entry = found.map_or(&self.decoy, |(_, entry)| entry);
         let verified = entry.verify(&presented.secret);
@@ -349,8 +421,8 @@ mod tests {
         let mut edited = Principals::load(&path)?;
         edited.revoke_key(&key.entry().id, Utc::now())?;
         edited.save(&path)?;
-        assert!(auth.reload_if_changed()?);
-        assert!(!auth.reload_if_changed()?);
+        assert!(auth.reload_if_changed()?.is_some());
+        assert!(auth.reload_if_changed()?.is_none());
         assert_eq!(status(&headers(key.expose())?).as_deref(), Some("API key revoked"));
         assert_eq!(
             code(auth.authenticate(&headers(key.expose())?, "/m")),
@@ -372,7 +444,7 @@ mod tests {
         assert!(matches!(auth.reload_if_changed(), Err(AuthError::File { .. })));
         assert_eq!(code(auth.authenticate(&headers(key.expose())?, "/m")), tonic::Code::Ok);
         // Reported once, not on every poll.
-        assert!(!auth.reload_if_changed()?);
+        assert!(auth.reload_if_changed()?.is_none());
         Ok(())
     }
 

@@ -66,7 +66,10 @@
 
 pub mod key;
 pub mod layer;
+pub mod namespace;
+pub mod policy;
 pub mod principals;
+pub mod producer;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -77,7 +80,9 @@ use std::sync::Arc;
 use tonic::Status;
 
 pub use key::{KeyEntry, NewKey};
-pub use layer::{AuthLayer, Authenticator};
+pub use layer::{AuthLayer, Authenticator, Reloaded};
+pub use namespace::{NamespacePolicy, TypeDeclaration};
+pub use policy::{Policy, PolicyKeys};
 pub use principals::{Principal, Principals};
 
 /// Namespaces the ledger writes itself: `ledger` (key rotation records,
@@ -129,6 +134,15 @@ pub enum AuthError {
     /// No key with that id.
     #[error("no API key with id {0:?}")]
     NoSuchKey(String),
+    /// No producer key with that id.
+    #[error("no producer key with id {0:?}")]
+    NoSuchProducerKey(String),
+    /// A producer key cannot be registered.
+    #[error("{0}")]
+    BadProducerKey(String),
+    /// A namespace policy is unusable.
+    #[error("{0}")]
+    BadNamespace(String),
     /// The system random number generator failed.
     #[error("random number generator: {0}")]
     Random(String),
@@ -319,6 +333,11 @@ impl Caller {
     /// The principal's name.
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// Whether this is the development caller (no principals configured).
+    pub fn is_development(&self) -> bool {
+        self.0.development
     }
 
     /// Whether `permission` is granted on `namespace`.

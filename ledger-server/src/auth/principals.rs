@@ -35,6 +35,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::key::{KeyEntry, NewKey, SALT_BYTES};
+use super::namespace::{NamespacePolicy, NamespaceToml};
+use super::producer::{ProducerKeyEntry, ProducerKeyToml, check_key_id};
 use super::{AuthError, Grant};
 use crate::quota::LimitOverrides;
 
@@ -50,6 +52,46 @@ const HEADER: &str = "\
 # a running ledgerd reloads this file when it changes.
 ";
 
+/// A new version of the principals file, written and fsynced beside it
+/// but not yet renamed over it (removed if dropped uncommitted).
+#[derive(Debug)]
+pub struct Staged {
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    digest: blake3::Hash,
+    committed: bool,
+}
+
+impl Staged {
+    /// BLAKE3 of the new file's bytes.
+    pub fn digest(&self) -> blake3::Hash {
+        self.digest
+    }
+
+    /// Puts the new file in place: renamed over the old one, the directory
+    /// fsynced.
+    pub fn commit(mut self) -> Result<(), AuthError> {
+        let bad = |what: &str, e: std::io::Error| AuthError::File {
+            path: self.path.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        fs::rename(&self.tmp, &self.path).map_err(|e| bad("renaming the temporary file", e))?;
+        self.committed = true;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| bad("syncing its directory", e))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// A principal: a name, its grants and its keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -61,13 +103,17 @@ pub struct Principal {
     pub keys: Vec<KeyEntry>,
     /// Its overrides of the server-wide abuse limits.
     pub limits: LimitOverrides,
+    /// The keys its events may be signed with, revoked ones included.
+    pub producer_keys: Vec<ProducerKeyEntry>,
 }
 
-/// Every principal of a file.
+/// Every principal of a file, and the namespace policies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Principals {
     /// In file order.
     pub principals: Vec<Principal>,
+    /// In file order, one per namespace at most.
+    pub namespaces: Vec<NamespacePolicy>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,6 +121,8 @@ pub struct Principals {
 struct FileToml {
     #[serde(default)]
     principal: Vec<PrincipalToml>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    namespace: Vec<NamespaceToml>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -87,6 +135,8 @@ struct PrincipalToml {
     limits: Option<LimitsToml>,
     #[serde(default)]
     key: Vec<KeyToml>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    producer_key: Vec<ProducerKeyToml>,
 }
 
 /// `[principal.limits]`: absent in files written before limits existed.
@@ -156,13 +206,13 @@ pub fn check_name(name: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn time(text: &str, what: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn time(text: &str, what: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{what} {text:?} is not an RFC 3339 time: {e}"))
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
@@ -220,6 +270,7 @@ impl Principals {
         let file: FileToml = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))?;
         let mut names = HashSet::new();
         let mut ids = HashSet::new();
+        let mut producer_ids = HashSet::new();
         let mut principals = Vec::with_capacity(file.principal.len());
         for p in file.principal {
             check_name(&p.name).map_err(|e| bad(e.to_string()))?;
@@ -243,6 +294,17 @@ impl Principals {
                     return Err(bad(format!("key id {} appears twice", key.id)));
                 }
             }
+            let producer_keys = p
+                .producer_key
+                .iter()
+                .map(ProducerKeyToml::entry)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("principal {:?}: {e}", p.name)))?;
+            for key in &producer_keys {
+                if !producer_ids.insert(key.id.clone()) {
+                    return Err(bad(format!("producer key id {:?} appears twice", key.id)));
+                }
+            }
             let limits = match &p.limits {
                 Some(limits) => limits
                     .overrides()
@@ -254,9 +316,18 @@ impl Principals {
                 grants,
                 keys,
                 limits,
+                producer_keys,
             });
         }
-        Ok(Principals { principals })
+        let mut namespaces = Vec::with_capacity(file.namespace.len());
+        for n in &file.namespace {
+            let policy = n.policy().map_err(bad)?;
+            if namespaces.iter().any(|p: &NamespacePolicy| p.name == policy.name) {
+                return Err(bad(format!("namespace {:?} is defined twice", policy.name)));
+            }
+            namespaces.push(policy);
+        }
+        Ok(Principals { principals, namespaces })
     }
 
     /// Reads and parses a principals file.
@@ -288,8 +359,10 @@ impl Principals {
                     grants: p.grants.iter().map(Grant::to_string).collect(),
                     limits: LimitsToml::of(&p.limits),
                     key: p.keys.iter().map(KeyToml::of).collect(),
+                    producer_key: p.producer_keys.iter().map(ProducerKeyToml::of).collect(),
                 })
                 .collect(),
+            namespace: self.namespaces.iter().map(NamespaceToml::of).collect(),
         };
         let body = toml::to_string(&file).map_err(|e| AuthError::File {
             path: "principals.toml".into(),
@@ -302,6 +375,14 @@ impl Principals {
     /// renamed over `path`, then the directory fsynced. A running
     /// `ledgerd` sees either the old or the new file, never a partial one.
     pub fn save(&self, path: &Path) -> Result<(), AuthError> {
+        self.stage(path)?.commit()
+    }
+
+    /// The first half of [`Principals::save`]: the new text written and
+    /// fsynced beside `path`, not yet in force. The admin service records
+    /// the change in the ledger between the halves; dropping the
+    /// [`Staged`] file instead of committing it removes it.
+    pub fn stage(&self, path: &Path) -> Result<Staged, AuthError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let text = self.to_toml()?;
         let bad = |what: &str, e: std::io::Error| AuthError::File {
@@ -321,13 +402,40 @@ impl Principals {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| bad("creating the temporary file", e))?;
+        let staged = Staged {
+            tmp,
+            path: path.to_path_buf(),
+            dir,
+            digest: blake3::hash(text.as_bytes()),
+            committed: false,
+        };
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(|e| bad("writing the temporary file", e))?;
-        fs::rename(&tmp, path).map_err(|e| bad("renaming the temporary file", e))?;
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| bad("syncing its directory", e))
+        Ok(staged)
+    }
+
+    /// Takes the lock every writer of the file at `path` holds while it
+    /// reads, changes and writes it (`ledgerd auth`, the admin service of a
+    /// running `ledgerd`), so two writers never lose each other's change.
+    /// An advisory lock on `<path>.lock`, released when the handle drops.
+    pub fn lock(path: &Path) -> Result<fs::File, AuthError> {
+        let lock_path = path.with_extension("toml.lock");
+        let bad = |what: &str, e: std::io::Error| AuthError::File {
+            path: lock_path.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| bad("creating its directory", e))?;
+        }
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| bad("opening", e))?;
+        file.lock().map_err(|e| bad("locking", e))?;
+        Ok(file)
     }
 
     /// The principal called `name`.
@@ -346,6 +454,7 @@ impl Principals {
             grants,
             keys: Vec::new(),
             limits: LimitOverrides::default(),
+            producer_keys: Vec::new(),
         });
         Ok(())
     }
@@ -378,6 +487,78 @@ impl Principals {
             }
         }
         Err(AuthError::NoSuchKey(id.to_string()))
+    }
+
+    /// Replaces the grants of principal `name`.
+    pub fn set_grants(&mut self, name: &str, grants: Vec<Grant>) -> Result<(), AuthError> {
+        self.principal_mut(name)?.grants = grants;
+        Ok(())
+    }
+
+    /// Registers producer key `entry` for principal `name`; key ids are
+    /// unique across principals.
+    pub fn add_producer_key(&mut self, name: &str, entry: ProducerKeyEntry) -> Result<(), AuthError> {
+        check_key_id(&entry.id).map_err(AuthError::BadProducerKey)?;
+        if let Some((owner, _)) = self.producer_key(&entry.id) {
+            return Err(AuthError::BadProducerKey(format!(
+                "producer key id {:?} is already registered (to principal {owner:?})",
+                entry.id
+            )));
+        }
+        self.principal_mut(name)?.producer_keys.push(entry);
+        Ok(())
+    }
+
+    /// Revokes producer key `id` as of `now` (keeping a first revocation
+    /// time); returns its principal's name.
+    pub fn revoke_producer_key(&mut self, id: &str, now: DateTime<Utc>) -> Result<String, AuthError> {
+        for principal in &mut self.principals {
+            if let Some(key) = principal.producer_keys.iter_mut().find(|k| k.id == id) {
+                key.revoked_at.get_or_insert(now);
+                return Ok(principal.name.clone());
+            }
+        }
+        Err(AuthError::NoSuchProducerKey(id.to_string()))
+    }
+
+    /// The producer key `id` and the name of the principal it belongs to.
+    pub fn producer_key(&self, id: &str) -> Option<(&str, &ProducerKeyEntry)> {
+        self.principals.iter().find_map(|p| {
+            p.producer_keys
+                .iter()
+                .find(|k| k.id == id)
+                .map(|k| (p.name.as_str(), k))
+        })
+    }
+
+    /// The policy of namespace `name`.
+    pub fn namespace(&self, name: &str) -> Option<&NamespacePolicy> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// The policy of namespace `name`, added (with no rules) if missing.
+    pub fn namespace_mut(&mut self, name: &str) -> Result<&mut NamespacePolicy, AuthError> {
+        super::namespace::check_namespace(name).map_err(AuthError::BadNamespace)?;
+        let at = match self.namespaces.iter().position(|n| n.name == name) {
+            Some(at) => at,
+            None => {
+                self.namespaces.push(NamespacePolicy {
+                    name: name.to_string(),
+                    require_signatures: false,
+                    vocabulary_version: 0,
+                    types: None,
+                });
+                self.namespaces.len() - 1
+            }
+        };
+        Ok(&mut self.namespaces[at])
+    }
+
+    fn principal_mut(&mut self, name: &str) -> Result<&mut Principal, AuthError> {
+        self.principals
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| AuthError::NoSuchPrincipal(name.to_string()))
     }
 }
 
