@@ -27,6 +27,7 @@ mod service;
 pub mod status;
 mod subscribe;
 pub mod telemetry;
+pub mod vocab;
 
 pub use config::{ServeArgs, ServerConfig};
 pub use server::{ServerError, run, serve};
