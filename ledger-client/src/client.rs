@@ -16,7 +16,8 @@ use tonic::{Code, Status, Streaming};
 use crate::check::check_response;
 use crate::error::{ClientError, Result};
 use crate::proto::{
-    self, bundles_client::BundlesClient, ledger_client::LedgerClient, projections_client::ProjectionsClient,
+    self, admin_client::AdminClient, bundles_client::BundlesClient, ledger_client::LedgerClient,
+    projections_client::ProjectionsClient,
 };
 
 /// Default server address.
@@ -129,6 +130,7 @@ pub struct Client {
     inner: LedgerClient<AuthChannel>,
     projections: ProjectionsClient<AuthChannel>,
     bundles: BundlesClient<AuthChannel>,
+    admin: AdminClient<AuthChannel>,
     retry: RetryPolicy,
 }
 
@@ -182,6 +184,7 @@ impl Client {
                 .max_encoding_message_size(64 * 1024 * 1024),
             projections: ProjectionsClient::new(authed()).max_decoding_message_size(64 * 1024 * 1024),
             bundles: BundlesClient::new(authed()),
+            admin: AdminClient::new(authed()),
             channel: channel.clone(),
             retry: RetryPolicy::default(),
         }
@@ -203,6 +206,12 @@ impl Client {
     /// does not cover.
     pub fn raw(&self) -> LedgerClient<AuthChannel> {
         self.inner.clone()
+    }
+
+    /// The generated `ledger.v1.Admin` client (with the API key): its calls
+    /// are single requests whose results need no checking here.
+    pub fn admin(&self) -> AdminClient<AuthChannel> {
+        self.admin.clone()
     }
 
     /// Appends one atomic batch, retrying transient failures (safe: event ids

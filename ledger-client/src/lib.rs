@@ -27,11 +27,13 @@ pub mod check;
 pub mod cli;
 mod client;
 mod error;
+pub mod sign;
 
 pub use client::{
     ApiKey, AppendReceipts, AppendSink, AuthChannel, Client, DEFAULT_SERVER, RetryPolicy, is_transient, retry_after,
 };
 pub use error::{ClientError, Result, code_name};
+pub use sign::ProducerKey;
 
 /// Generated from `proto/ledger/v1/ledger.proto` (package `ledger.v1`).
 #[allow(missing_docs, clippy::all)]

@@ -5,6 +5,7 @@ const LEDGERD: &str = env!("CARGO_BIN_EXE_test-ledgerd");
 /// The `ledger` CLI, as built by this package.
 const LEDGER: &str = env!("CARGO_BIN_EXE_test-ledger");
 
+mod admin;
 mod append;
 mod auth;
 mod auth_cli;

@@ -158,7 +158,10 @@ impl Admin {
             // Validates what the reload would: a file that would not load
             // is never written.
             let text = after.to_toml()?;
-            Principals::parse(&text, &path)?;
+            Principals::parse(&text, &path).map_err(|e| match e {
+                AuthError::File { reason, .. } => AdminError::Refused(reason),
+                other => AdminError::from(other),
+            })?;
             let lines = changes::describe(&before, &after);
             if lines.is_empty() {
                 return Err(AdminError::NoChange("the file would stay as it is".to_string()));

@@ -383,6 +383,8 @@ impl admin_server::Admin for AdminService {
                     schema,
                 });
             }
+            crate::vocab::Vocabulary::new(1, declared.iter().map(|t| (t.event_type.clone(), t.schema.clone())))
+                .map_err(|e| AdminError::Refused(format!("types: {e}")))?;
             let details = json!({
                 "namespace": request.namespace,
                 "unrestricted": request.unrestricted,

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::EVERY_NAMESPACE;
+use crate::vocab::Vocabulary;
 
 /// One namespace's rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +124,15 @@ impl NamespaceToml {
                     .collect::<Result<Vec<_>, String>>()?,
             ),
         };
+        if let Some(types) = &types {
+            Vocabulary::new(
+                self.vocabulary_version,
+                types
+                    .iter()
+                    .map(|t: &TypeDeclaration| (t.event_type.clone(), t.schema.clone())),
+            )
+            .map_err(|e| format!("namespace {:?}: {e}", self.name))?;
+        }
         Ok(NamespacePolicy {
             name: self.name.clone(),
             require_signatures: self.require_signatures,

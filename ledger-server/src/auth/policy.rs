@@ -19,6 +19,7 @@ use ledger_core::producer::ProducerKeyResolver;
 use tonic::Status;
 
 use super::{Authenticator, Caller, Principals};
+use crate::vocab::Vocabulary;
 
 /// A producer key and whose it is.
 #[derive(Clone, Debug)]
@@ -39,6 +40,9 @@ pub struct Policy {
 #[derive(Debug)]
 struct NamespaceRules {
     require_signatures: bool,
+    /// `None`: any type. A vocabulary that does not compile (the file's
+    /// parse refuses those, so only a bug gets here) refuses every event.
+    vocabulary: Option<Result<Vocabulary, String>>,
 }
 
 impl Policy {
@@ -65,6 +69,13 @@ impl Policy {
                     n.name.clone(),
                     NamespaceRules {
                         require_signatures: n.require_signatures,
+                        vocabulary: n.types.as_ref().map(|types| {
+                            Vocabulary::new(
+                                n.vocabulary_version,
+                                types.iter().map(|t| (t.event_type.clone(), t.schema.clone())),
+                            )
+                            .map_err(|e| e.to_string())
+                        }),
                     },
                 )
             })
@@ -91,6 +102,28 @@ impl Policy {
                     "events[{i}].signature: namespace {namespace:?} requires producer signatures; event {} is unsigned",
                     event.id
                 )));
+            }
+            match &rules.vocabulary {
+                None => {}
+                Some(Err(reason)) => {
+                    return Err(Status::failed_precondition(format!(
+                        "events[{i}].type: the vocabulary of namespace {namespace:?} does not compile: {reason}"
+                    )));
+                }
+                Some(Ok(vocabulary)) => {
+                    let content_type = if event.content_type.is_empty() {
+                        ledger_core::event::JSON
+                    } else {
+                        event.content_type.as_str()
+                    };
+                    if let Err(err) = vocabulary.check(&event.r#type, content_type, &event.payload) {
+                        let message = match err.field() {
+                            Some("type") => format!("events[{i}].type: {err} of namespace {namespace:?}"),
+                            _ => format!("events[{i}].{err} (type {:?}, namespace {namespace:?})", event.r#type),
+                        };
+                        return Err(Status::invalid_argument(message));
+                    }
+                }
             }
         }
         Ok(())
