@@ -107,6 +107,18 @@ impl ProducerKey {
     }
 }
 
+/// Standard base64, as keys are written in files and admin listings.
+pub fn base64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+/// Decodes standard base64.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>> {
+    BASE64
+        .decode(text.trim())
+        .map_err(|e| invalid("base64", format!("not base64: {e}")))
+}
+
 /// The bytes a producer signs for `event`.
 pub fn signing_bytes(event: &proto::Event) -> Result<Vec<u8>> {
     let id = uuid::Uuid::parse_str(&event.id).map_err(|e| invalid("id", format!("not a UUID: {e}")))?;

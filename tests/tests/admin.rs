@@ -4,6 +4,7 @@
 //! bound to principals, namespaces requiring signatures, vocabularies with
 //! schemas; and the refusals, each naming the field and the reason.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -613,5 +614,139 @@ async fn bad_admin_requests_name_the_field_and_change_nothing() -> anyhow::Resul
     )?;
     ensure!(refused.code() == tonic::Code::FailedPrecondition, "{refused:?}");
     ensure!(refused.message().contains("development mode"), "{refused:?}");
+    server.stop().await
+}
+
+/// Runs the `ledger` CLI against `url` with `key`; returns stdout, failing
+/// with stderr when it exits non-zero.
+fn ledger(url: &str, key: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(crate::LEDGER)
+        .arg("--server")
+        .arg(url)
+        .args(args)
+        .env("LEDGER_API_KEY", key)
+        .env_remove("LEDGER_SIGN_KEY")
+        .env_remove("LEDGER_KEY_ID")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "ledger {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_cli_administers_and_signs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (server, root_key) = start(dir.path()).await?;
+    let url = server.url();
+    let key = ledger(
+        &url,
+        &root_key,
+        &[
+            "admin",
+            "create-principal",
+            "--name",
+            "probe",
+            "--grant",
+            "ops-hub:read,append",
+        ],
+    )?;
+    let key = key.trim();
+    ensure!(
+        key.starts_with("lk_") && !key.contains('\n'),
+        "stdout is not one key: {key:?}"
+    );
+
+    let key_file = dir.path().join("probe.key");
+    let key_path = key_file.to_str().context("path")?;
+    let public = ledger(&url, "", &["producer-key", "generate", "--out", key_path])?;
+    let public = public.trim();
+    ensure!(
+        std::fs::metadata(&key_file)?.permissions().mode() & 0o777 == 0o600,
+        "key file readable by others"
+    );
+    ensure!(
+        ledger(&url, "", &["producer-key", "generate", "--out", key_path]).is_err(),
+        "an existing key was overwritten"
+    );
+    ledger(
+        &url,
+        &root_key,
+        &[
+            "admin",
+            "producer-key",
+            "add",
+            "--name",
+            "probe",
+            "--key-id",
+            "probe-1",
+            "--public-key",
+            public,
+        ],
+    )?;
+    ledger(
+        &url,
+        &root_key,
+        &[
+            "admin",
+            "namespace-policy",
+            "--namespace",
+            "ops-hub",
+            "--require-signatures",
+            "true",
+        ],
+    )?;
+    let unsigned = std::process::Command::new(crate::LEDGER)
+        .args([
+            "--server",
+            &url,
+            "append",
+            "--stream",
+            "ops-hub/probe",
+            "--type",
+            "probe.result",
+        ])
+        .env("LEDGER_API_KEY", key)
+        .output()?;
+    ensure!(!unsigned.status.success(), "an unsigned event was accepted");
+    ensure!(
+        String::from_utf8_lossy(&unsigned.stderr).contains("requires producer signatures"),
+        "{}",
+        String::from_utf8_lossy(&unsigned.stderr)
+    );
+    let receipt = ledger(
+        &url,
+        key,
+        &[
+            "--json",
+            "append",
+            "--stream",
+            "ops-hub/probe",
+            "--type",
+            "probe.result",
+            "--payload",
+            r#"{"ok":true}"#,
+            "--sign-key",
+            key_path,
+            "--key-id",
+            "probe-1",
+        ],
+    )?;
+    let receipt: Value = serde_json::from_str(receipt.trim())?;
+    let seq = receipt["seq"].as_u64().context("no seq")?;
+    let record = server.client_with_key(key).await?.record(seq).await?;
+    let signature = record.event.and_then(|e| e.signature).context("stored unsigned")?;
+    ensure!(signature.key_id == "probe-1");
+
+    let listed = ledger(&url, &root_key, &["--json", "admin", "principals"])?;
+    ensure!(listed.contains("probe-1") && listed.contains(public), "{listed}");
+    ensure!(
+        !listed.contains(key.rsplit('_').next().unwrap_or(key)),
+        "a secret is listed"
+    );
+    let namespaces = ledger(&url, &root_key, &["admin", "namespaces"])?;
+    ensure!(namespaces.contains("signatures required"), "{namespaces}");
     server.stop().await
 }

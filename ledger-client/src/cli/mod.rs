@@ -6,6 +6,7 @@
 //! stderr otherwise; `--json` makes every command print machine-readable
 //! lines on stdout.
 
+mod admin;
 mod bundle;
 pub mod demo;
 mod input;
@@ -124,6 +125,14 @@ enum Command {
     /// Audit bundles: create (select, assemble, sign, download), get, list.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Access administration (needs admin): principals, API keys, grants,
+    /// producer keys, namespace policies and vocabularies. Every change is
+    /// appended to the ledger (stream ledger/admin) before it applies.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Producer signing keys, made locally (no server).
+    #[command(subcommand)]
+    ProducerKey(admin::ProducerKeyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +170,14 @@ struct AppendArgs {
     /// Pipelined batches on the stream.
     #[arg(long, default_value_t = 64)]
     window: usize,
+    /// Sign every event with this producer key file (from `ledger
+    /// producer-key generate`); needs --key-id.
+    #[arg(long, env = "LEDGER_SIGN_KEY", requires = "key_id")]
+    sign_key: Option<PathBuf>,
+    /// The id the ledger knows the signing key by (`ledger admin
+    /// producer-key add`).
+    #[arg(long, env = "LEDGER_KEY_ID", requires = "sign_key")]
+    key_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +258,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let (None, Command::Demo { out, ledgerd }) = (&cli.server, &cli.command) {
         return demo::run_with_ledgerd(out, ledgerd.as_deref()).await;
     }
+    if let Command::ProducerKey(command) = cli.command {
+        return admin::producer_key(command);
+    }
     let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
     let client = match &cli.ca_cert {
         Some(path) => {
@@ -285,6 +305,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(args) => views::raw_query(&client, args).await,
         Command::Projections(command) => views::projections(&client, command, json).await,
         Command::Bundle(command) => bundle::bundle(&client, command, json).await,
+        Command::Admin(command) => admin::admin(&client, command, json).await,
+        Command::ProducerKey(command) => admin::producer_key(command),
         Command::Demo { out, .. } => demo::run(&client, &out).await,
         Command::Info => {
             let info = client.info().await?;
@@ -336,6 +358,10 @@ async fn append(client: &Client, args: AppendArgs, json: bool) -> anyhow::Result
         (None, true) => Some(proto::append_request::ExpectedVersion::ExpectNoStream(true)),
         (None, false) => None,
     };
+    let signer = match (&args.sign_key, &args.key_id) {
+        (Some(path), Some(key_id)) => Some(crate::ProducerKey::from_file(key_id.clone(), path)?),
+        _ => None,
+    };
     let Some(file) = args.file else {
         let line = input::EventLine {
             id: args.id,
@@ -352,7 +378,10 @@ async fn append(client: &Client, args: AppendArgs, json: bool) -> anyhow::Result
             },
             ..Default::default()
         };
-        let event = line.into_event()?;
+        let mut event = line.into_event()?;
+        if let Some(key) = &signer {
+            key.sign(&mut event)?;
+        }
         let response = client
             .append(proto::AppendRequest {
                 events: vec![event],
@@ -394,7 +423,11 @@ async fn append(client: &Client, args: AppendArgs, json: bool) -> anyhow::Result
             if line.trim().is_empty() {
                 continue;
             }
-            batch.push(input::parse_line(&line).with_context(|| format!("line {}", n + 1))?);
+            let mut event = input::parse_line(&line).with_context(|| format!("line {}", n + 1))?;
+            if let Some(key) = &signer {
+                key.sign(&mut event).with_context(|| format!("line {}", n + 1))?;
+            }
+            batch.push(event);
             if batch.len() == args.batch {
                 let events = std::mem::replace(&mut batch, Vec::with_capacity(args.batch));
                 handle.block_on(sink.send(proto::AppendRequest {
