@@ -354,7 +354,11 @@ impl ServeArgs {
             (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set, so the key is needed too")),
             (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set, so the certificate is needed too")),
             (Some(cert), Some(key)) => {
-                let files = [("tls_cert", Some(&cert)), ("tls_key", Some(&key)), ("tls_client_ca", client_ca.as_ref())];
+                let files = [
+                    ("tls_cert", Some(&cert)),
+                    ("tls_key", Some(&key)),
+                    ("tls_client_ca", client_ca.as_ref()),
+                ];
                 for (setting, path) in files {
                     if let Some(path) = path.filter(|p| !p.is_file()) {
                         return Err(invalid(setting, &format!("{} is not a file", path.display())));
@@ -586,14 +590,22 @@ rules = ["private-key-block", "aws-access-key-id"]
             }
             .resolve()
         };
-        let err = |text: &str, client_ca: Option<PathBuf>| resolve(text, client_ca).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = |text: &str, client_ca: Option<PathBuf>| {
+            resolve(text, client_ca)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
         let msg = err("", Some(pem.clone()));
         assert!(msg.starts_with("tls_client_ca: needs tls_cert and tls_key"), "{msg}");
         let msg = err(&format!("tls_client_ca = {:?}\n", pem.display().to_string()), None);
         assert!(msg.starts_with("tls_client_ca: needs tls_cert and tls_key"), "{msg}");
         let tls = format!("tls_cert = {0:?}\ntls_key = {0:?}\n", pem.display().to_string());
         let msg = err(&tls, Some(dir.path().join("missing.pem")));
-        assert!(msg.starts_with("tls_client_ca: ") && msg.contains("missing.pem is not a file"), "{msg}");
+        assert!(
+            msg.starts_with("tls_client_ca: ") && msg.contains("missing.pem is not a file"),
+            "{msg}"
+        );
         let files = resolve(&format!("{tls}tls_client_ca = {:?}\n", pem.display().to_string()), None)
             .expect("valid")
             .tls

@@ -67,14 +67,26 @@ async fn a_client_certificate_authenticates_as_its_principal() -> anyhow::Result
     let auditor_key = add_principal(&data, "auditor", &["*:read"])?;
     let cert = tls_dir().join("client.pem");
     let added = ledgerd_auth(
-        &["add-cert", "--name", "ops-hub-probe", "--cert", cert.to_str().context("path")?],
+        &[
+            "add-cert",
+            "--name",
+            "ops-hub-probe",
+            "--cert",
+            cert.to_str().context("path")?,
+        ],
         &data,
     )?;
     ensure!(added.status.success(), "{}", text(&added.stderr));
     // The fingerprint is OpenSSL's, without colons, lower case.
     assert_eq!(text(&added.stdout).trim(), CLIENT_SHA256);
     let again = ledgerd_auth(
-        &["add-cert", "--name", "auditor", "--cert", cert.to_str().context("path")?],
+        &[
+            "add-cert",
+            "--name",
+            "auditor",
+            "--cert",
+            cert.to_str().context("path")?,
+        ],
         &data,
     )?;
     assert!(!again.status.success());
@@ -178,9 +190,17 @@ async fn a_client_certificate_authenticates_as_its_principal() -> anyhow::Result
             "--ca-cert".to_string(),
             tls_dir().join("ca.pem").to_str().context("path")?.to_string(),
             "--client-cert".to_string(),
-            tls_dir().join(format!("{name}.pem")).to_str().context("path")?.to_string(),
+            tls_dir()
+                .join(format!("{name}.pem"))
+                .to_str()
+                .context("path")?
+                .to_string(),
             "--client-key".to_string(),
-            tls_dir().join(format!("{name}.key")).to_str().context("path")?.to_string(),
+            tls_dir()
+                .join(format!("{name}.key"))
+                .to_str()
+                .context("path")?
+                .to_string(),
         ])
     };
     let ledger = |args: &[String], env: &[(&str, &str)]| {
@@ -256,7 +276,9 @@ async fn a_client_certificate_authenticates_as_its_principal() -> anyhow::Result
     let revoked = ledgerd_auth(&["revoke-cert", "--sha256", CLIENT_OPENSSL_FINGERPRINT], &data)?;
     ensure!(revoked.status.success(), "{}", text(&revoked.stderr));
     assert!(
-        text(&revoked.stderr).contains(&format!("revoked client certificate {CLIENT_SHA256} of \"ops-hub-probe\"")),
+        text(&revoked.stderr).contains(&format!(
+            "revoked client certificate {CLIENT_SHA256} of \"ops-hub-probe\""
+        )),
         "{}",
         text(&revoked.stderr)
     );
@@ -279,7 +301,9 @@ async fn a_client_certificate_authenticates_as_its_principal() -> anyhow::Result
         (Code::Unauthenticated, "client certificate revoked".to_string())
     );
     // Its principal's key still works.
-    let by_key = Client::connect_tls(&url, &ca).await?.with_api_key(ApiKey::new(&probe_key)?);
+    let by_key = Client::connect_tls(&url, &ca)
+        .await?
+        .with_api_key(ApiKey::new(&probe_key)?);
     assert_eq!(by_key.info().await?.size, 4);
     let list = ledgerd_auth(&["list"], &data)?;
     assert!(
@@ -297,7 +321,13 @@ async fn a_client_ca_without_tls_stops_the_start_naming_the_setting() -> anyhow:
     let data = dir.path().join("data");
     let client_ca = tls_dir().join("client-ca.pem");
     let client_ca = client_ca.to_str().context("path")?;
-    let serve = ["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().context("path")?];
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().context("path")?,
+    ];
     let mut flagged = serve.to_vec();
     flagged.extend(["--tls-client-ca", client_ca]);
     for (args, env) in [
@@ -307,10 +337,7 @@ async fn a_client_ca_without_tls_stops_the_start_naming_the_setting() -> anyhow:
         let out = run(crate::LEDGERD, args, env)?;
         assert!(!out.status.success());
         let stderr = text(&out.stderr);
-        assert!(
-            stderr.contains("tls_client_ca: needs tls_cert and tls_key"),
-            "{stderr}"
-        );
+        assert!(stderr.contains("tls_client_ca: needs tls_cert and tls_key"), "{stderr}");
         assert!(!data.exists(), "the data directory was created");
     }
 

@@ -250,9 +250,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return demo::run_with_ledgerd(out, ledgerd.as_deref()).await;
     }
     let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
-    let read_file = |flag: &str, path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))
-    };
+    let read_file =
+        |flag: &str, path: &std::path::Path| std::fs::read(path).with_context(|| format!("{flag} {}", path.display()));
     let identity = match (&cli.client_cert, &cli.client_key) {
         (None, None) => None,
         (Some(_), None) => bail!("--client-key (LEDGER_CLIENT_KEY): needed with --client-cert"),
@@ -260,7 +259,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some((read_file("--client-cert", cert)?, read_file("--client-key", key)?)),
     };
     let client = match (&cli.ca_cert, identity) {
-        (Some(path), Some((cert, key))) => Client::connect_mtls(server, &read_file("--ca-cert", path)?, &cert, &key).await?,
+        (Some(path), Some((cert, key))) => {
+            Client::connect_mtls(server, &read_file("--ca-cert", path)?, &cert, &key).await?
+        }
         (Some(path), None) => Client::connect_tls(server, &read_file("--ca-cert", path)?).await?,
         (None, Some(_)) => {
             bail!("--ca-cert (LEDGER_CA_CERT): needed with --client-cert, which is sent over TLS only")

@@ -57,9 +57,7 @@ impl CertFingerprint {
         // A certificate is a DER SEQUENCE: catch a block that decodes to
         // something else before its fingerprint is bound to anyone.
         if der.first() != Some(&0x30) || der.len() < 64 {
-            return Err(bad(
-                "the CERTIFICATE block does not hold a DER certificate".to_string(),
-            ));
+            return Err(bad("the CERTIFICATE block does not hold a DER certificate".to_string()));
         }
         Ok(CertFingerprint::of_der(&der))
     }
@@ -136,8 +134,7 @@ mod tests {
     /// `testdata/tls/client.pem` and what `openssl x509 -noout -fingerprint
     /// -sha256` says of it.
     const CLIENT_PEM: &str = include_str!("../../../testdata/tls/client.pem");
-    const CLIENT_OPENSSL: &str =
-        "sha256 Fingerprint=3D:A8:4B:BC:C5:2C:E0:11:A0:16:2B:AF:6E:0B:93:1C:62:B3:65:D0:B0:02:B3:E1:54:AA:C7:B8:82:5D:AF:01";
+    const CLIENT_OPENSSL: &str = "sha256 Fingerprint=3D:A8:4B:BC:C5:2C:E0:11:A0:16:2B:AF:6E:0B:93:1C:62:B3:65:D0:B0:02:B3:E1:54:AA:C7:B8:82:5D:AF:01";
     const CLIENT_SHA256: &str = "3da84bbcc52ce011a0162baf6e0b931c62b365d0b002b3e154aac7b8825daf01";
 
     #[test]
@@ -168,7 +165,12 @@ mod tests {
             )
         );
         assert!(err(&CLIENT_SHA256.to_uppercase()).contains("without colons: 3da84bbc"));
-        for bad in ["", "3da8", &format!("{CLIENT_SHA256}00"), &CLIENT_SHA256.replace('a', "g")] {
+        for bad in [
+            "",
+            "3da8",
+            &format!("{CLIENT_SHA256}00"),
+            &CLIENT_SHA256.replace('a', "g"),
+        ] {
             assert!(
                 err(bad).ends_with("expected the certificate's SHA-256 fingerprint, 64 lower-case hex digits"),
                 "{bad}: {}",
@@ -178,7 +180,9 @@ mod tests {
         let lenient = CertFingerprint::parse_lenient("3d:a8").err().map(|e| e.to_string());
         assert_eq!(
             lenient.as_deref(),
-            Some("client certificate: \"3d:a8\" is not a SHA-256 fingerprint: expected 64 hex digits, with or without colons")
+            Some(
+                "client certificate: \"3d:a8\" is not a SHA-256 fingerprint: expected 64 hex digits, with or without colons"
+            )
         );
     }
 

@@ -473,7 +473,8 @@ mod tests {
         let now = Utc::now();
         // The layer sees DER bytes the handshake verified; any bytes will
         // do here, since only their SHA-256 is looked up.
-        let (probe_cert, auditor_cert, unbound_cert) = (b"probe cert".as_slice(), b"auditor cert".as_slice(), b"x".as_slice());
+        let (probe_cert, auditor_cert, unbound_cert) =
+            (b"probe cert".as_slice(), b"auditor cert".as_slice(), b"x".as_slice());
         principals.add_cert("probe", CertFingerprint::of_der(probe_cert), now)?;
         principals.add_cert("auditor", CertFingerprint::of_der(auditor_cert), now)?;
         let probe_key = principals.add_key("probe", now, None)?;
@@ -501,7 +502,10 @@ mod tests {
             Some(UNBOUND_CERT)
         );
         // A bad key is not rescued by a good certificate.
-        assert_eq!(message(call(&headers("lk_nonsense")?, Some(probe_cert))).as_deref(), Some(INVALID));
+        assert_eq!(
+            message(call(&headers("lk_nonsense")?, Some(probe_cert))).as_deref(),
+            Some(INVALID)
+        );
 
         let mut edited = Principals::load(&path)?;
         edited.revoke_cert(CertFingerprint::of_der(probe_cert), Utc::now())?;

@@ -604,7 +604,10 @@ mod tests {
         principals.add_principal("auditor", vec![Grant::parse("*:read")?])?;
         let key = principals.add_key("auditor", now, None)?;
         let before = principals.to_toml()?;
-        assert!(!before.contains("cert"), "a file without certificates changed:\n{before}");
+        assert!(
+            !before.contains("cert"),
+            "a file without certificates changed:\n{before}"
+        );
 
         principals.add_cert("ops-hub-probe", fingerprint(CLIENT_SHA256)?, now)?;
         principals.add_cert("auditor", fingerprint(OTHER_SHA256)?, now)?;
@@ -623,7 +626,10 @@ mod tests {
         let parsed = Principals::parse(&text, Path::new("p.toml"))?;
         assert_eq!(parsed, principals);
         assert_eq!(parsed.to_toml()?, text, "read then written is not the same file");
-        assert_eq!(parsed.get("auditor").map(|p| p.keys[0].id.clone()), Some(key.entry().id.clone()));
+        assert_eq!(
+            parsed.get("auditor").map(|p| p.keys[0].id.clone()),
+            Some(key.entry().id.clone())
+        );
 
         // Bound once, ever: not again, not elsewhere, not after revocation.
         for (name, sha256, holder) in [
@@ -657,7 +663,8 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default()
         };
-        let cert = |sha256: &str| format!("[[principal.cert]]\nsha256 = \"{sha256}\"\nadded_at = \"2026-12-04T10:00:00Z\"\n");
+        let cert =
+            |sha256: &str| format!("[[principal.cert]]\nsha256 = \"{sha256}\"\nadded_at = \"2026-12-04T10:00:00Z\"\n");
         let twice = err(&format!(
             "[[principal]]\nname = \"a\"\n{}\n[[principal]]\nname = \"b\"\n{}",
             cert(CLIENT_SHA256),
@@ -667,23 +674,40 @@ mod tests {
             twice,
             format!("principals file p.toml: client certificate {CLIENT_SHA256} is bound twice")
         );
-        let same = err(&format!("[[principal]]\nname = \"a\"\n{}{}", cert(CLIENT_SHA256), cert(CLIENT_SHA256)));
+        let same = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}{}",
+            cert(CLIENT_SHA256),
+            cert(CLIENT_SHA256)
+        ));
         assert!(same.ends_with("is bound twice"), "{same}");
-        let upper = err(&format!("[[principal]]\nname = \"a\"\n{}", cert(&CLIENT_SHA256.to_uppercase())));
+        let upper = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}",
+            cert(&CLIENT_SHA256.to_uppercase())
+        ));
         assert!(
             upper.contains("principal \"a\": cert sha256 \"3DA84BBC")
-                && upper.ends_with(&format!("write it as 64 lower-case hex digits without colons: {CLIENT_SHA256}")),
+                && upper.ends_with(&format!(
+                    "write it as 64 lower-case hex digits without colons: {CLIENT_SHA256}"
+                )),
             "{upper}"
         );
         let short = err(&format!("[[principal]]\nname = \"a\"\n{}", cert("3da84bbc")));
         assert!(short.ends_with("64 lower-case hex digits"), "{short}");
-        let unknown = err(&format!("[[principal]]\nname = \"a\"\n{}fingerprint = \"x\"\n", cert(CLIENT_SHA256)));
+        let unknown = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}fingerprint = \"x\"\n",
+            cert(CLIENT_SHA256)
+        ));
         assert!(unknown.contains("unknown field `fingerprint`"), "{unknown}");
         let missing = err("[[principal]]\nname = \"a\"\n[[principal.cert]]\nadded_at = \"2026-12-04T10:00:00Z\"\n");
         assert!(missing.contains("missing field `sha256`"), "{missing}");
-        let when = err(&format!("[[principal]]\nname = \"a\"\n{}revoked_at = \"soon\"\n", cert(CLIENT_SHA256)));
+        let when = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}revoked_at = \"soon\"\n",
+            cert(CLIENT_SHA256)
+        ));
         assert!(
-            when.contains(&format!("cert {CLIENT_SHA256}: revoked_at \"soon\" is not an RFC 3339 time")),
+            when.contains(&format!(
+                "cert {CLIENT_SHA256}: revoked_at \"soon\" is not an RFC 3339 time"
+            )),
             "{when}"
         );
     }
