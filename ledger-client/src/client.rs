@@ -158,6 +158,40 @@ impl Client {
     /// certificate only if it chains to `ca_pem` (PEM, one or more
     /// certificates): a private deployment's CA, not the system roots.
     pub async fn connect_tls(endpoint: &str, ca_pem: &[u8]) -> Result<Client> {
+        let tls =
+            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
+        Client::connect_with_tls(endpoint, tls).await
+    }
+
+    /// As [`Client::connect_tls`], presenting a client certificate (mutual
+    /// TLS): `client_cert_pem` (the client's certificate first, then any
+    /// intermediates) and its private key `client_key_pem`. A server with
+    /// `--tls-client-ca` authenticates the principal the certificate is
+    /// bound to, so no API key is needed (one may still be added with
+    /// [`Client::with_api_key`]; it must name the same principal).
+    pub async fn connect_mtls(
+        endpoint: &str,
+        ca_pem: &[u8],
+        client_cert_pem: &[u8],
+        client_key_pem: &[u8],
+    ) -> Result<Client> {
+        let invalid = |field: &str, reason: &str| ClientError::InvalidInput {
+            field: field.to_string(),
+            reason: reason.to_string(),
+        };
+        if !String::from_utf8_lossy(client_cert_pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(invalid("client_cert", "no PEM CERTIFICATE block found"));
+        }
+        if !String::from_utf8_lossy(client_key_pem).contains("PRIVATE KEY-----") {
+            return Err(invalid("client_key", "no PEM PRIVATE KEY block found"));
+        }
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+            .identity(tonic::transport::Identity::from_pem(client_cert_pem, client_key_pem));
+        Client::connect_with_tls(endpoint, tls).await
+    }
+
+    async fn connect_with_tls(endpoint: &str, tls: tonic::transport::ClientTlsConfig) -> Result<Client> {
         let connect_error = |reason: String| ClientError::Connect {
             endpoint: endpoint.to_string(),
             reason,
@@ -165,8 +199,6 @@ impl Client {
         if !endpoint.starts_with("https://") {
             return Err(connect_error("TLS needs an https:// endpoint".to_string()));
         }
-        let tls =
-            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
         let channel = endpoint_of(endpoint)?
             .tls_config(tls)
             .map_err(|e| connect_error(error_chain(&e)))?

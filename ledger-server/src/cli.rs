@@ -1,13 +1,14 @@
 //! The `ledgerd` command line: `serve` runs the gRPC service; `demo`
 //! exercises the real ledger end to end on a data directory; `keys` rotates
-//! the signing key; `auth` manages principals and API keys. The binary is
-//! `fn main() { ledger_server::cli::main() }`, kept here so that tests can
-//! build the same program as a binary of their own.
+//! the signing key; `auth` manages principals, API keys and client
+//! certificates. The binary is `fn main() { ledger_server::cli::main() }`,
+//! kept here so that tests can build the same program as a binary of their
+//! own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::auth::{Grant, Principals};
+use crate::auth::{CertFingerprint, Grant, Principals};
 use crate::config::{LogFormat, PRINCIPALS_FILE};
 use crate::server::load_or_create_key;
 use crate::{ServeArgs, ServerConfig, telemetry};
@@ -47,9 +48,10 @@ enum Command {
     /// Manage the ledger signing key.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Manage principals and their API keys (the principals file). A
-    /// running ledgerd picks changes up within a second or two; one started
-    /// without principals (development mode) must be restarted.
+    /// Manage principals, their API keys and client certificates (the
+    /// principals file). A running ledgerd picks changes up within a second
+    /// or two; one started without principals (development mode) must be
+    /// restarted.
     #[command(subcommand)]
     Auth(AuthCommand),
 }
@@ -136,7 +138,32 @@ enum AuthCommand {
         #[arg(long)]
         key_id: String,
     },
-    /// List principals, grants and keys (ids and dates; never secrets).
+    /// Bind a client certificate (mutual TLS, `serve --tls-client-ca`) to
+    /// a principal by its SHA-256 fingerprint, which is printed on stdout.
+    /// A certificate can be bound once, ever (revoked ones included).
+    AddCert {
+        #[command(flatten)]
+        file: PrincipalsFileArgs,
+        /// The principal.
+        #[arg(long)]
+        name: String,
+        /// The client's certificate (PEM; of a chain file, the first
+        /// certificate, which is the client's own).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Revoke a client certificate by its SHA-256 fingerprint (as `auth
+    /// add-cert` or `auth list` print it, or as `openssl x509 -noout
+    /// -fingerprint -sha256` does, colons and all).
+    RevokeCert {
+        #[command(flatten)]
+        file: PrincipalsFileArgs,
+        /// The fingerprint.
+        #[arg(long)]
+        sha256: String,
+    },
+    /// List principals, grants, keys and client certificates (ids,
+    /// fingerprints and dates; never secrets).
     List {
         #[command(flatten)]
         file: PrincipalsFileArgs,
@@ -238,6 +265,28 @@ fn auth(command: AuthCommand) -> anyhow::Result<()> {
             principals.save(&path)?;
             eprintln!("revoked API key {key_id} of {name:?} in {}", path.display());
         }
+        AuthCommand::AddCert { file, name, cert } => {
+            let path = file.path();
+            let pem = std::fs::read(&cert).with_context(|| format!("--cert {}", cert.display()))?;
+            let sha256 = CertFingerprint::of_pem(&pem).with_context(|| format!("--cert {}", cert.display()))?;
+            let mut principals = Principals::load(&path)?;
+            principals.add_cert(&name, sha256, now)?;
+            principals.save(&path)?;
+            eprintln!(
+                "bound client certificate {} to {name:?} in {}; its SHA-256 fingerprint:",
+                cert.display(),
+                path.display()
+            );
+            println!("{sha256}");
+        }
+        AuthCommand::RevokeCert { file, sha256 } => {
+            let path = file.path();
+            let sha256 = CertFingerprint::parse_lenient(&sha256).context("--sha256")?;
+            let mut principals = Principals::load(&path)?;
+            let name = principals.revoke_cert(sha256, now)?;
+            principals.save(&path)?;
+            eprintln!("revoked client certificate {sha256} of {name:?} in {}", path.display());
+        }
         AuthCommand::List { file } => {
             let path = file.path();
             let principals = Principals::load(&path)?;
@@ -250,6 +299,13 @@ fn auth(command: AuthCommand) -> anyhow::Result<()> {
                         None => expiry_text(k.expires_at),
                     };
                     println!("  key {}  created {}  {state}", k.id, k.created_at.to_rfc3339());
+                }
+                for c in &p.certs {
+                    let state = match c.revoked_at {
+                        Some(t) => format!("revoked {}", t.to_rfc3339()),
+                        None => "active".to_string(),
+                    };
+                    println!("  cert sha256:{}  added {}  {state}", c.sha256, c.added_at.to_rfc3339());
                 }
             }
         }

@@ -101,13 +101,18 @@ pub struct ServerConfig {
     pub principal_limits: Limits,
 }
 
-/// The server's TLS certificate chain and private key (PEM files).
+/// The server's TLS certificate chain and private key (PEM files), and
+/// the CA of client certificates for mutual TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFiles {
     /// Certificate chain, leaf first.
     pub cert: PathBuf,
     /// The leaf's private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// CA certificate(s) (PEM) that client certificates must chain to.
+    /// With it the server asks every client for a certificate, but a
+    /// client without one may still connect (and authenticate by API key).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -191,6 +196,12 @@ pub struct ServeArgs {
     /// TLS private key (PEM) of --tls-cert.
     #[arg(long, env = "LEDGER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) of client certificates (mutual TLS; needs
+    /// --tls-cert): a client may present a certificate signed by it, bound
+    /// to a principal with `ledgerd auth add-cert`, instead of an API key.
+    /// Clients without a certificate are still served.
+    #[arg(long, env = "LEDGER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Events each principal may append per second, also its burst; 0 is
     /// unlimited [default: 0].
     #[arg(long, env = "LEDGER_PRINCIPAL_EVENTS_PER_SEC")]
@@ -225,6 +236,7 @@ struct FileConfig {
     principals: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     principal_events_per_sec: Option<u64>,
     principal_bytes_per_sec: Option<u64>,
     principal_max_streams: Option<u32>,
@@ -330,17 +342,29 @@ impl ServeArgs {
             }
             None => Some(data.join(PRINCIPALS_FILE)).filter(|p| p.is_file()),
         };
+        let client_ca = self.tls_client_ca.or(file.tls_client_ca);
         config.tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (None, None) if client_ca.is_some() => {
+                return Err(invalid(
+                    "tls_client_ca",
+                    "needs tls_cert and tls_key: client certificates are asked for in the TLS handshake, so the server must serve TLS",
+                ));
+            }
             (None, None) => None,
             (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set, so the key is needed too")),
             (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set, so the certificate is needed too")),
             (Some(cert), Some(key)) => {
-                for (setting, path) in [("tls_cert", &cert), ("tls_key", &key)] {
-                    if !path.is_file() {
+                let files = [
+                    ("tls_cert", Some(&cert)),
+                    ("tls_key", Some(&key)),
+                    ("tls_client_ca", client_ca.as_ref()),
+                ];
+                for (setting, path) in files {
+                    if let Some(path) = path.filter(|p| !p.is_file()) {
                         return Err(invalid(setting, &format!("{} is not a file", path.display())));
                     }
                 }
-                Some(TlsFiles { cert, key })
+                Some(TlsFiles { cert, key, client_ca })
             }
         };
         if let Some(metrics) = file.metrics {
@@ -551,6 +575,44 @@ rules = ["private-key-block", "aws-access-key-id"]
         );
         let msg = err("[secret_scan]\nenable = true\n");
         assert!(msg.contains("unknown field `enable`"), "{msg}");
+    }
+
+    #[test]
+    fn a_client_ca_needs_tls_and_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pem = dir.path().join("x.pem");
+        std::fs::write(&pem, "").expect("write");
+        let resolve = |text: &str, client_ca: Option<PathBuf>| {
+            ServeArgs {
+                config: Some(write(&dir, text)),
+                tls_client_ca: client_ca,
+                ..ServeArgs::default()
+            }
+            .resolve()
+        };
+        let err = |text: &str, client_ca: Option<PathBuf>| {
+            resolve(text, client_ca)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let msg = err("", Some(pem.clone()));
+        assert!(msg.starts_with("tls_client_ca: needs tls_cert and tls_key"), "{msg}");
+        let msg = err(&format!("tls_client_ca = {:?}\n", pem.display().to_string()), None);
+        assert!(msg.starts_with("tls_client_ca: needs tls_cert and tls_key"), "{msg}");
+        let tls = format!("tls_cert = {0:?}\ntls_key = {0:?}\n", pem.display().to_string());
+        let msg = err(&tls, Some(dir.path().join("missing.pem")));
+        assert!(
+            msg.starts_with("tls_client_ca: ") && msg.contains("missing.pem is not a file"),
+            "{msg}"
+        );
+        let files = resolve(&format!("{tls}tls_client_ca = {:?}\n", pem.display().to_string()), None)
+            .expect("valid")
+            .tls
+            .expect("tls");
+        assert_eq!(files.client_ca, Some(pem.clone()));
+        let files = resolve(&tls, None).expect("valid").tls.expect("tls");
+        assert_eq!(files.client_ca, None);
     }
 
     #[test]

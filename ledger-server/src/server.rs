@@ -165,22 +165,47 @@ fn incoming(
 }
 
 /// The TLS settings of `files`, read now so a missing or unreadable file
-/// stops the start with its name.
+/// stops the start with its name. With a client CA, client certificates
+/// are asked for and verified against it, but optional: a client without
+/// one still connects and authenticates by API key (`auth::layer`).
 fn tls_config(files: &crate::config::TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServerError> {
     let read = |setting: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| ServerError::Config(format!("{setting}: {}: {e}", path.display())))
     };
+    let check = |setting: &str, pem: &[u8], marker: &str| {
+        if String::from_utf8_lossy(pem).contains(marker) {
+            Ok(())
+        } else {
+            Err(ServerError::Config(format!("{setting}: no PEM {marker} block found")))
+        }
+    };
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
     let cert = read("tls_cert", &files.cert)?;
     let key = read("tls_key", &files.key)?;
-    for (setting, pem, marker) in [
-        ("tls_cert", &cert, "-----BEGIN CERTIFICATE-----"),
-        ("tls_key", &key, "PRIVATE KEY-----"),
-    ] {
-        if !String::from_utf8_lossy(pem).contains(marker) {
-            return Err(ServerError::Config(format!("{setting}: no PEM {marker} block found")));
-        }
+    check("tls_cert", &cert, CERTIFICATE)?;
+    check("tls_key", &key, "PRIVATE KEY-----")?;
+    let config = tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key));
+    let Some(path) = &files.client_ca else {
+        return Ok(config);
+    };
+    let client_ca = read("tls_client_ca", path)?;
+    check("tls_client_ca", &client_ca, CERTIFICATE)?;
+    Ok(config
+        .client_ca_root(tonic::transport::Certificate::from_pem(client_ca))
+        .client_auth_optional(true))
+}
+
+/// An error with its causes, on one line (tonic's transport error says
+/// only "transport error" itself).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
-    Ok(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
+    text
 }
 
 /// Serves an already open ledger (which the caller closes).
@@ -281,8 +306,18 @@ pub async fn serve(
     };
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-        tracing::info!("TLS on");
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServerError::Config(format!("tls: {}", error_chain(&e))))?;
+        match config.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
+            Some(client_ca) => {
+                tracing::info!(client_ca = %client_ca.display(), "TLS on, client certificates verified against the client CA (optional)");
+                if config.principals_file.is_none() {
+                    tracing::warn!("development mode: client certificates are verified but bind to no principal");
+                }
+            }
+            None => tracing::info!("TLS on"),
+        }
     }
     let served = builder
         .layer(crate::limits::MessageLimitLayer::new(config.max_message_bytes))

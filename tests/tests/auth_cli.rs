@@ -12,7 +12,8 @@ use ledger_client::{ClientError, proto};
 use ledger_tests::server::Ledgerd;
 use tonic::Code;
 
-fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {
+/// Runs `program` with `args` and `env` (and no `LEDGER_API_KEY`).
+pub(crate) fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Output> {
     let mut command = Command::new(program);
     command.args(args).env_remove("LEDGER_API_KEY");
     for (name, value) in env {
@@ -21,12 +22,13 @@ fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Out
     Ok(command.output()?)
 }
 
-fn text(bytes: &[u8]) -> String {
+/// Output as text.
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `ledgerd auth add-principal` on `data`; returns the key it printed.
-fn add_principal(data: &Path, name: &str, grants: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn add_principal(data: &Path, name: &str, grants: &[&str]) -> anyhow::Result<String> {
     let data = data.to_str().context("path")?;
     let mut args = vec!["auth", "add-principal", "--data", data, "--name", name];
     for grant in grants {

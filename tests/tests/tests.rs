@@ -17,6 +17,7 @@ mod digest_vector;
 mod grpc;
 mod grpc_kill;
 mod keys;
+mod mtls;
 mod producer;
 mod projections;
 mod proofs;

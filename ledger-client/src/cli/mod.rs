@@ -42,6 +42,14 @@ struct Cli {
     /// to; needs an https:// --server.
     #[arg(long, global = true, env = "LEDGER_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, bound to a principal with
+    /// `ledgerd auth add-cert`: authenticates without an API key. Needs
+    /// --client-key and --ca-cert.
+    #[arg(long, global = true, env = "LEDGER_CLIENT_CERT")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert.
+    #[arg(long, global = true, env = "LEDGER_CLIENT_KEY")]
+    client_key: Option<PathBuf>,
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
@@ -262,12 +270,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return admin::producer_key(command);
     }
     let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
-    let client = match &cli.ca_cert {
-        Some(path) => {
-            let ca = std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?;
-            Client::connect_tls(server, &ca).await?
+    let read_file =
+        |flag: &str, path: &std::path::Path| std::fs::read(path).with_context(|| format!("{flag} {}", path.display()));
+    let identity = match (&cli.client_cert, &cli.client_key) {
+        (None, None) => None,
+        (Some(_), None) => bail!("--client-key (LEDGER_CLIENT_KEY): needed with --client-cert"),
+        (None, Some(_)) => bail!("--client-cert (LEDGER_CLIENT_CERT): needed with --client-key"),
+        (Some(cert), Some(key)) => Some((read_file("--client-cert", cert)?, read_file("--client-key", key)?)),
+    };
+    let client = match (&cli.ca_cert, identity) {
+        (Some(path), Some((cert, key))) => {
+            Client::connect_mtls(server, &read_file("--ca-cert", path)?, &cert, &key).await?
         }
-        None => Client::connect(server).await?,
+        (Some(path), None) => Client::connect_tls(server, &read_file("--ca-cert", path)?).await?,
+        (None, Some(_)) => {
+            bail!("--ca-cert (LEDGER_CA_CERT): needed with --client-cert, which is sent over TLS only")
+        }
+        (None, None) => Client::connect(server).await?,
     };
     let client = match cli.api_key.as_ref().filter(|k| !k.0.is_empty()) {
         Some(key) => client.with_api_key(crate::ApiKey::new(&key.0)?),

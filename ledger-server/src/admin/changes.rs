@@ -52,6 +52,7 @@ pub fn describe(old: &Principals, new: &Principals) -> Vec<String> {
         name: String::new(),
         grants: Vec::new(),
         keys: Vec::new(),
+        certs: Vec::new(),
         limits: LimitOverrides::default(),
         producer_keys: Vec::new(),
     };
@@ -170,6 +171,31 @@ fn principal(name: &str, before: &Principal, after: &Principal, lines: &mut Vec<
     for key in &before.keys {
         if !after.keys.iter().any(|k| k.id == key.id) {
             lines.push(format!("principal {name:?}: API key {} removed", key.id));
+        }
+    }
+    for cert in &after.certs {
+        match before.certs.iter().find(|c| c.sha256 == cert.sha256) {
+            None => lines.push(format!(
+                "principal {name:?}: client certificate sha256:{} bound{}",
+                cert.sha256,
+                cert.revoked_at
+                    .map_or(String::new(), |t| format!(", revoked {}", when(Some(t))))
+            )),
+            Some(old) if old.revoked_at != cert.revoked_at => lines.push(format!(
+                "principal {name:?}: client certificate sha256:{} revoked {} (was {})",
+                cert.sha256,
+                when(cert.revoked_at),
+                when(old.revoked_at)
+            )),
+            Some(_) => {}
+        }
+    }
+    for cert in &before.certs {
+        if !after.certs.iter().any(|c| c.sha256 == cert.sha256) {
+            lines.push(format!(
+                "principal {name:?}: client certificate sha256:{} unbound",
+                cert.sha256
+            ));
         }
     }
     for key in &after.producer_keys {

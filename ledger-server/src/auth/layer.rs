@@ -1,14 +1,27 @@
 //! Authentication: the tower layer that runs before every handler.
 //!
 //! For a call to anything but health and reflection, [`Authenticator`]
-//! turns the `authorization` header into a [`Caller`] (or answers
-//! `UNAUTHENTICATED` itself, without reaching the service), puts it in the
-//! request's extensions and removes the header: past this layer no code
-//! holds the key, so none can log it. Failures are logged with the key id
-//! (the lookup half of the key, never the secret) and the reason; the
+//! turns the `authorization` header, or the client certificate of a mutual
+//! TLS connection, into a [`Caller`] (or answers `UNAUTHENTICATED` itself,
+//! without reaching the service), puts it in the request's extensions and
+//! removes the header: past this layer no code holds the key, so none can
+//! log it. Failures are logged with the key id (the lookup half of the key,
+//! never the secret) or the certificate's fingerprint, and the reason; the
 //! client is told as little: a key whose secret does not match is "invalid"
 //! whether or not its id exists, and only the holder of a correct secret is
 //! told that it expired or was revoked.
+//!
+//! Credentials, in order: an API key if the call sends one; otherwise the
+//! client certificate; otherwise none (`UNAUTHENTICATED`). A call that
+//! presents both must pass with both, and they must name the same
+//! principal: every credential presented is checked, none is ignored.
+//!
+//! The certificate comes from the connection: with `--tls-client-ca`,
+//! rustls verifies it against the client CA during the handshake (one that
+//! does not chain is refused there), and tonic puts the connection's
+//! [`TlsConnectInfo`] into every request's extensions *outside* the layers
+//! of `Server::builder().layer(..)`, so this layer finds it. Its first
+//! certificate is the client's own; its SHA-256 names a principal.
 //!
 //! In development mode (no principals file) every call gets
 //! [`Caller::development`].
@@ -22,7 +35,9 @@ use std::task::{Context, Poll};
 
 use chrono::Utc;
 use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use super::cert::{CertEntry, CertFingerprint};
 use super::key::{KeyEntry, KeyState, SALT_BYTES, hash_secret, parse_bearer};
 use super::{AuthError, Caller, Policy, Principals};
 
@@ -33,12 +48,20 @@ const OPEN_PREFIXES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v
 const MISSING: &str = "missing API key: send `authorization: Bearer <key>` metadata";
 /// What `UNAUTHENTICATED` says for any key that does not verify.
 const INVALID: &str = "invalid API key";
+/// What `UNAUTHENTICATED` says for a verified certificate of no principal.
+const UNBOUND_CERT: &str = "client certificate is not bound to a principal";
+/// What `UNAUTHENTICATED` says for a revoked certificate.
+const REVOKED_CERT: &str = "client certificate revoked";
+/// What `UNAUTHENTICATED` says when the credentials disagree.
+const MISMATCH: &str = "API key and client certificate name different principals";
 
-/// Keys by id, each with its principal's caller, and the file they came
-/// from with its append rules: one snapshot, swapped whole on a reload.
+/// Keys by id and client certificates by fingerprint, each with its
+/// principal's caller, and the file they came from with its append rules:
+/// one snapshot, swapped whole on a reload.
 #[derive(Default)]
 struct KeyIndex {
     keys: HashMap<String, (Caller, KeyEntry)>,
+    certs: HashMap<CertFingerprint, (Caller, CertEntry)>,
     principals: Arc<Principals>,
     policy: Arc<Policy>,
 }
@@ -46,15 +69,20 @@ struct KeyIndex {
 impl KeyIndex {
     fn new(principals: Principals) -> KeyIndex {
         let mut keys = HashMap::new();
+        let mut certs = HashMap::new();
         for principal in &principals.principals {
             let caller =
                 Caller::principal_with_limits(principal.name.clone(), principal.grants.clone(), principal.limits);
             for key in &principal.keys {
                 keys.insert(key.id.clone(), (caller.clone(), key.clone()));
             }
+            for cert in &principal.certs {
+                certs.insert(cert.sha256, (caller.clone(), cert.clone()));
+            }
         }
         KeyIndex {
             keys,
+            certs,
             policy: Arc::new(Policy::new(&principals)),
             principals: Arc::new(principals),
         }
@@ -256,20 +284,56 @@ impl Authenticator {
         }))
     }
 
-    /// The caller presenting `headers`, or `UNAUTHENTICATED`.
+    /// The caller presenting `headers` (an API key), or `UNAUTHENTICATED`.
     pub fn authenticate(&self, headers: &http::HeaderMap, method: &str) -> Result<Caller, Status> {
+        self.authenticate_with_cert(headers, None, method)
+    }
+
+    /// The caller presenting `headers` and, on a mutual TLS connection,
+    /// `client_cert`: the DER of the certificate the handshake verified
+    /// against the client CA. See the module docs for the order.
+    pub fn authenticate_with_cert(
+        &self,
+        headers: &http::HeaderMap,
+        client_cert: Option<&[u8]>,
+        method: &str,
+    ) -> Result<Caller, Status> {
         if self.is_development() {
             return Ok(Caller::development());
         }
-        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            tracing::info!(method, "authentication failed: no API key");
-            return Err(Status::unauthenticated(MISSING));
-        };
-        let Some(presented) = parse_bearer(value.as_bytes()) else {
+        let index = self.index();
+        let header = headers.get(http::header::AUTHORIZATION);
+        match (header, client_cert) {
+            (None, None) => {
+                tracing::info!(method, "authentication failed: no API key and no client certificate");
+                Err(Status::unauthenticated(MISSING))
+            }
+            (Some(value), None) => self.by_key(&index, value.as_bytes(), method),
+            (None, Some(der)) => by_cert(&index, der, method),
+            (Some(value), Some(der)) => {
+                let by_key = self.by_key(&index, value.as_bytes(), method)?;
+                let by_cert = by_cert(&index, der, method)?;
+                if by_key.name() == by_cert.name() {
+                    Ok(by_key)
+                } else {
+                    tracing::info!(
+                        method,
+                        key_principal = by_key.name(),
+                        cert_principal = by_cert.name(),
+                        "authentication failed: API key and client certificate name different principals"
+                    );
+                    Err(Status::unauthenticated(MISMATCH))
+                }
+            }
+        }
+    }
+
+    /// The caller whose key is the `authorization` header `value`.
+    fn by_key(&self, index: &KeyIndex, value: &[u8], method: &str) -> Result<Caller, Status> {
+        let Some(presented) = parse_bearer(value) else {
             tracing::info!(method, "authentication failed: malformed API key");
             return Err(Status::unauthenticated(INVALID));
         };
-        let index = self.index();
         let found = index.keys.get(&presented.id);
         let entry = found.map_or(&self.decoy, |(_, entry)| entry);
         let verified = entry.verify(&presented.secret);
@@ -308,6 +372,44 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// The caller whose client certificate (DER, already verified against the
+/// client CA by the TLS handshake) is `der`. A certificate is public, so
+/// there is no secret to keep from timing and the failure can be precise.
+fn by_cert(index: &KeyIndex, der: &[u8], method: &str) -> Result<Caller, Status> {
+    let sha256 = CertFingerprint::of_der(der);
+    let cert_sha256 = tracing::field::display(sha256);
+    match index.certs.get(&sha256) {
+        None => {
+            tracing::info!(
+                method,
+                cert_sha256,
+                "authentication failed: client certificate not bound to a principal"
+            );
+            Err(Status::unauthenticated(UNBOUND_CERT))
+        }
+        Some((caller, entry)) if entry.is_revoked_at(Utc::now()) => {
+            tracing::info!(
+                method,
+                cert_sha256,
+                principal = caller.name(),
+                "authentication failed: client certificate revoked"
+            );
+            Err(Status::unauthenticated(REVOKED_CERT))
+        }
+        Some((caller, _)) => Ok(caller.clone()),
+    }
+}
+
+/// The client's certificate (DER) of the connection `extensions` came on:
+/// present only over TLS with `--tls-client-ca`, when the client sent one
+/// (the handshake has verified it).
+fn client_cert(extensions: &http::Extensions) -> Option<Arc<Vec<rustls_pki_types::CertificateDer<'static>>>> {
+    extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+        .filter(|certs| !certs.is_empty())
 }
 
 /// Tower layer installing [`Authenticate`] in front of every service.
@@ -360,7 +462,9 @@ where
         if OPEN_PREFIXES.iter().any(|p| path.starts_with(p)) {
             return Box::pin(self.inner.call(request));
         }
-        match self.auth.authenticate(request.headers(), path) {
+        let chain = client_cert(request.extensions());
+        let der = chain.as_ref().and_then(|certs| certs.first()).map(|cert| cert.as_ref());
+        match self.auth.authenticate_with_cert(request.headers(), der, path) {
             Ok(caller) => {
                 request.headers_mut().remove(http::header::AUTHORIZATION);
                 request.extensions_mut().insert(caller);
@@ -374,7 +478,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Grant, Permission};
+    use crate::auth::{CertFingerprint, Grant, Permission};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -428,6 +532,68 @@ mod tests {
             code(auth.authenticate(&headers(key.expose())?, "/m")),
             tonic::Code::Unauthenticated
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_certificate_authenticates_its_principal_and_must_agree_with_a_key() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("principals.toml");
+        let mut principals = Principals::default();
+        principals.add_principal("probe", vec![Grant::parse("ops-hub:append")?])?;
+        principals.add_principal("auditor", vec![Grant::parse("*:read")?])?;
+        let now = Utc::now();
+        // The layer sees DER bytes the handshake verified; any bytes will
+        // do here, since only their SHA-256 is looked up.
+        let (probe_cert, auditor_cert, unbound_cert) =
+            (b"probe cert".as_slice(), b"auditor cert".as_slice(), b"x".as_slice());
+        principals.add_cert("probe", CertFingerprint::of_der(probe_cert), now)?;
+        principals.add_cert("auditor", CertFingerprint::of_der(auditor_cert), now)?;
+        let probe_key = principals.add_key("probe", now, None)?;
+        let auditor_key = principals.add_key("auditor", now, None)?;
+        principals.save(&path)?;
+        let auth = Authenticator::from_file(&path)?;
+        let none = http::HeaderMap::new();
+        let call = |h: &http::HeaderMap, cert: Option<&[u8]>| auth.authenticate_with_cert(h, cert, "/m");
+        let message = |result: Result<Caller, Status>| result.err().map(|s| s.message().to_string());
+
+        let caller = call(&none, Some(probe_cert))?;
+        assert_eq!(caller.name(), "probe");
+        assert!(caller.may(Permission::Append, "ops-hub") && !caller.may(Permission::Read, "ops-hub"));
+        assert_eq!(message(call(&none, Some(unbound_cert))).as_deref(), Some(UNBOUND_CERT));
+        assert_eq!(message(call(&none, None)).as_deref(), Some(MISSING));
+        // Both: checked both, and they must agree.
+        assert_eq!(call(&headers(probe_key.expose())?, Some(probe_cert))?.name(), "probe");
+        assert_eq!(call(&headers(auditor_key.expose())?, None)?.name(), "auditor");
+        assert_eq!(
+            message(call(&headers(auditor_key.expose())?, Some(probe_cert))).as_deref(),
+            Some(MISMATCH)
+        );
+        assert_eq!(
+            message(call(&headers(probe_key.expose())?, Some(unbound_cert))).as_deref(),
+            Some(UNBOUND_CERT)
+        );
+        // A bad key is not rescued by a good certificate.
+        assert_eq!(
+            message(call(&headers("lk_nonsense")?, Some(probe_cert))).as_deref(),
+            Some(INVALID)
+        );
+
+        let mut edited = Principals::load(&path)?;
+        edited.revoke_cert(CertFingerprint::of_der(probe_cert), Utc::now())?;
+        edited.save(&path)?;
+        assert!(auth.reload_if_changed()?.is_some());
+        assert_eq!(message(call(&none, Some(probe_cert))).as_deref(), Some(REVOKED_CERT));
+        assert_eq!(
+            message(call(&headers(probe_key.expose())?, Some(probe_cert))).as_deref(),
+            Some(REVOKED_CERT)
+        );
+        assert_eq!(call(&headers(probe_key.expose())?, None)?.name(), "probe");
+        assert_eq!(call(&none, Some(auditor_cert))?.name(), "auditor");
+
+        // Development mode: certificates change nothing.
+        let development = Authenticator::development().authenticate_with_cert(&none, Some(unbound_cert), "/m")?;
+        assert_eq!(development.name(), "development");
         Ok(())
     }
 

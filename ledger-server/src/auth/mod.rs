@@ -3,9 +3,11 @@
 //! *Who is calling* is settled once per call, before any handler runs, by
 //! the tower layer in [`layer`]: the `authorization: Bearer <key>` metadata
 //! names an API key of a principal (see [`key`] for the key format and how
-//! it is stored). The layer puts the principal's [`Caller`] into the
-//! request's extensions and removes the header, so no handler (and no log
-//! line) ever holds a key. Health and reflection are not authenticated.
+//! it is stored), or, with mutual TLS, the client certificate the handshake
+//! verified is bound to one by its fingerprint ([`cert`]). The layer puts
+//! the principal's [`Caller`] into the request's extensions and removes the
+//! header, so no handler (and no log line) ever holds a key. Health and
+//! reflection are not authenticated.
 //!
 //! *What it may touch* is checked by each handler through [`Caller`]:
 //! grants of `read`, `append` and `admin` per **namespace**, the part of a
@@ -55,8 +57,10 @@
 //! may not read.
 //!
 //! `UNAUTHENTICATED` means no, a malformed, an unknown, an expired or a
-//! revoked key; `PERMISSION_DENIED` a valid key without the grant, naming
-//! the principal, the permission and the namespace the caller asked for.
+//! revoked key, a client certificate bound to no principal or revoked, or a
+//! key and a certificate naming different principals; `PERMISSION_DENIED`
+//! an authenticated caller without the grant, naming the principal, the
+//! permission and the namespace the caller asked for.
 //! Namespaces are checked from the request before anything is looked up,
 //! so neither code says whether a namespace or stream exists.
 //!
@@ -64,6 +68,7 @@
 //! [`Caller::development`], allowed everything, and the server refuses to
 //! listen on anything but loopback ([`check_listen`]).
 
+pub mod cert;
 pub mod key;
 pub mod layer;
 pub mod namespace;
@@ -79,6 +84,7 @@ use std::sync::Arc;
 
 use tonic::Status;
 
+pub use cert::{CertEntry, CertFingerprint};
 pub use key::{KeyEntry, NewKey};
 pub use layer::{AuthLayer, Authenticator, Reloaded};
 pub use namespace::{NamespacePolicy, TypeDeclaration};
@@ -143,6 +149,20 @@ pub enum AuthError {
     /// A namespace policy is unusable.
     #[error("{0}")]
     BadNamespace(String),
+    /// A client certificate, or its fingerprint, is unusable.
+    #[error("client certificate: {0}")]
+    BadCert(String),
+    /// The certificate is already bound (to this or another principal).
+    #[error("client certificate {sha256} is already bound to principal {principal:?}")]
+    CertExists {
+        /// Its fingerprint.
+        sha256: CertFingerprint,
+        /// The principal it is bound to.
+        principal: String,
+    },
+    /// No certificate with that fingerprint is bound to anyone.
+    #[error("no client certificate with SHA-256 fingerprint {0}")]
+    NoSuchCert(CertFingerprint),
     /// The system random number generator failed.
     #[error("random number generator: {0}")]
     Random(String),

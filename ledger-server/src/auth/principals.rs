@@ -1,6 +1,7 @@
 //! The principals file (`<data>/principals.toml` by default): who may call,
-//! with which grants and keys. Keys are stored as salted hashes only
-//! ([`super::key`]).
+//! with which grants, keys and client certificates. Keys are stored as
+//! salted hashes only ([`super::key`]); certificates by their SHA-256
+//! fingerprint ([`super::cert`]).
 //!
 //! ```toml
 //! [[principal]]
@@ -15,6 +16,11 @@
 //! expires_at = "2027-03-04T10:00:00Z"   # optional
 //! revoked_at = "2026-12-05T08:00:00Z"   # optional: set by `ledgerd auth revoke-key`
 //!
+//! [[principal.cert]]                     # mutual TLS: a client certificate
+//! sha256 = "<64 lower-case hex digits>"   # SHA-256 of its DER encoding
+//! added_at = "2026-12-04T10:00:00Z"
+//! revoked_at = "2026-12-05T08:00:00Z"   # optional: set by `ledgerd auth revoke-cert`
+//!
 //! [principal.limits]                     # optional: overrides the server-wide
 //! events_per_sec = 5000                  # principal_* settings (0 = unlimited
 //! bytes_per_sec = 10485760               # for the rates), see `crate::quota`
@@ -24,7 +30,8 @@
 //! `ledgerd auth` writes it (to a temporary file, fsynced, renamed, mode
 //! 0600); grants may be edited by hand. A running `ledgerd` reloads it when
 //! it changes, so a revocation takes effect without a restart. Unknown
-//! fields, duplicate names and duplicate key ids are refused.
+//! fields, duplicate names, duplicate key ids and a certificate bound twice
+//! (to one principal or two) are refused.
 
 use std::collections::HashSet;
 use std::fs;
@@ -34,6 +41,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::cert::{CertEntry, CertFingerprint};
 use super::key::{KeyEntry, NewKey, SALT_BYTES};
 use super::namespace::{NamespacePolicy, NamespaceToml};
 use super::producer::{ProducerKeyEntry, ProducerKeyToml, check_key_id};
@@ -101,6 +109,8 @@ pub struct Principal {
     pub grants: Vec<Grant>,
     /// Its keys, revoked and expired ones included.
     pub keys: Vec<KeyEntry>,
+    /// Its client certificates (mutual TLS), revoked ones included.
+    pub certs: Vec<CertEntry>,
     /// Its overrides of the server-wide abuse limits.
     pub limits: LimitOverrides,
     /// The keys its events may be signed with, revoked ones included.
@@ -137,6 +147,8 @@ struct PrincipalToml {
     key: Vec<KeyToml>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     producer_key: Vec<ProducerKeyToml>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    cert: Vec<CertToml>,
 }
 
 /// `[principal.limits]`: absent in files written before limits existed.
@@ -186,6 +198,40 @@ struct KeyToml {
     expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<String>,
+}
+
+/// `[[principal.cert]]`: absent in files written before mutual TLS.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertToml {
+    sha256: String,
+    added_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+impl CertToml {
+    fn entry(&self) -> Result<CertEntry, String> {
+        let sha256 = CertFingerprint::parse(&self.sha256).map_err(|e| format!("cert {e}"))?;
+        let context = format!("cert {sha256}:");
+        Ok(CertEntry {
+            sha256,
+            added_at: time(&self.added_at, &format!("{context} added_at"))?,
+            revoked_at: self
+                .revoked_at
+                .as_deref()
+                .map(|t| time(t, &format!("{context} revoked_at")))
+                .transpose()?,
+        })
+    }
+
+    fn of(entry: &CertEntry) -> CertToml {
+        CertToml {
+            sha256: entry.sha256.to_string(),
+            added_at: rfc3339(entry.added_at),
+            revoked_at: entry.revoked_at.map(rfc3339),
+        }
+    }
 }
 
 /// Checks a principal name: non-empty, bounded, printable.
@@ -271,6 +317,7 @@ impl Principals {
         let mut names = HashSet::new();
         let mut ids = HashSet::new();
         let mut producer_ids = HashSet::new();
+        let mut fingerprints = HashSet::new();
         let mut principals = Vec::with_capacity(file.principal.len());
         for p in file.principal {
             check_name(&p.name).map_err(|e| bad(e.to_string()))?;
@@ -305,6 +352,17 @@ impl Principals {
                     return Err(bad(format!("producer key id {:?} appears twice", key.id)));
                 }
             }
+            let certs = p
+                .cert
+                .iter()
+                .map(CertToml::entry)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("principal {:?}: {e}", p.name)))?;
+            for cert in &certs {
+                if !fingerprints.insert(cert.sha256) {
+                    return Err(bad(format!("client certificate {} is bound twice", cert.sha256)));
+                }
+            }
             let limits = match &p.limits {
                 Some(limits) => limits
                     .overrides()
@@ -315,6 +373,7 @@ impl Principals {
                 name: p.name,
                 grants,
                 keys,
+                certs,
                 limits,
                 producer_keys,
             });
@@ -360,6 +419,7 @@ impl Principals {
                     limits: LimitsToml::of(&p.limits),
                     key: p.keys.iter().map(KeyToml::of).collect(),
                     producer_key: p.producer_keys.iter().map(ProducerKeyToml::of).collect(),
+                    cert: p.certs.iter().map(CertToml::of).collect(),
                 })
                 .collect(),
             namespace: self.namespaces.iter().map(NamespaceToml::of).collect(),
@@ -453,6 +513,7 @@ impl Principals {
             name: name.to_string(),
             grants,
             keys: Vec::new(),
+            certs: Vec::new(),
             limits: LimitOverrides::default(),
             producer_keys: Vec::new(),
         });
@@ -487,6 +548,46 @@ impl Principals {
             }
         }
         Err(AuthError::NoSuchKey(id.to_string()))
+    }
+
+    /// Binds the client certificate with fingerprint `sha256` to principal
+    /// `name`. A certificate names one principal, ever: one bound before,
+    /// even revoked, is refused.
+    pub fn add_cert(&mut self, name: &str, sha256: CertFingerprint, now: DateTime<Utc>) -> Result<(), AuthError> {
+        if let Some(holder) = self
+            .principals
+            .iter()
+            .find(|p| p.certs.iter().any(|c| c.sha256 == sha256))
+        {
+            return Err(AuthError::CertExists {
+                sha256,
+                principal: holder.name.clone(),
+            });
+        }
+        let principal = self
+            .principals
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| AuthError::NoSuchPrincipal(name.to_string()))?;
+        principal.certs.push(CertEntry {
+            sha256,
+            added_at: now,
+            revoked_at: None,
+        });
+        Ok(())
+    }
+
+    /// Revokes the client certificate with fingerprint `sha256` as of `now`
+    /// (one already revoked keeps its first revocation time); returns its
+    /// principal's name.
+    pub fn revoke_cert(&mut self, sha256: CertFingerprint, now: DateTime<Utc>) -> Result<String, AuthError> {
+        for principal in &mut self.principals {
+            if let Some(cert) = principal.certs.iter_mut().find(|c| c.sha256 == sha256) {
+                cert.revoked_at.get_or_insert(now);
+                return Ok(principal.name.clone());
+            }
+        }
+        Err(AuthError::NoSuchCert(sha256))
     }
 
     /// Replaces the grants of principal `name`.
@@ -665,6 +766,131 @@ mod tests {
             Err(AuthError::NoSuchKey(id)) if id == "0011"
         ));
         Ok(())
+    }
+
+    const CLIENT_SHA256: &str = "3da84bbcc52ce011a0162baf6e0b931c62b365d0b002b3e154aac7b8825daf01";
+    const OTHER_SHA256: &str = "53f1331f411b6ac68f1a2858a10f4ece294dbe692de222836126471b5d27a45e";
+
+    fn fingerprint(text: &str) -> Result<CertFingerprint, AuthError> {
+        CertFingerprint::parse(text).map_err(AuthError::BadCert)
+    }
+
+    #[test]
+    fn certificates_round_trip_and_bind_once() -> Result<(), AuthError> {
+        let now = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .map_err(|e| AuthError::Random(e.to_string()))?
+            .with_timezone(&Utc);
+        let mut principals = Principals::default();
+        principals.add_principal("ops-hub-probe", vec![Grant::parse("ops-hub:append")?])?;
+        principals.add_principal("auditor", vec![Grant::parse("*:read")?])?;
+        let key = principals.add_key("auditor", now, None)?;
+        let before = principals.to_toml()?;
+        assert!(
+            !before.contains("cert"),
+            "a file without certificates changed:\n{before}"
+        );
+
+        principals.add_cert("ops-hub-probe", fingerprint(CLIENT_SHA256)?, now)?;
+        principals.add_cert("auditor", fingerprint(OTHER_SHA256)?, now)?;
+        let later = now + chrono::Duration::hours(1);
+        assert_eq!(principals.revoke_cert(fingerprint(OTHER_SHA256)?, later)?, "auditor");
+        // Revoking again keeps the first time.
+        principals.revoke_cert(fingerprint(OTHER_SHA256)?, later + chrono::Duration::hours(1))?;
+        let text = principals.to_toml()?;
+        assert!(
+            text.contains(&format!(
+                "[[principal.cert]]\nsha256 = \"{CLIENT_SHA256}\"\nadded_at = \"2026-12-04T10:00:00Z\"\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("revoked_at = \"2026-12-04T11:00:00Z\""), "{text}");
+        let parsed = Principals::parse(&text, Path::new("p.toml"))?;
+        assert_eq!(parsed, principals);
+        assert_eq!(parsed.to_toml()?, text, "read then written is not the same file");
+        assert_eq!(
+            parsed.get("auditor").map(|p| p.keys[0].id.clone()),
+            Some(key.entry().id.clone())
+        );
+
+        // Bound once, ever: not again, not elsewhere, not after revocation.
+        for (name, sha256, holder) in [
+            ("ops-hub-probe", CLIENT_SHA256, "ops-hub-probe"),
+            ("auditor", CLIENT_SHA256, "ops-hub-probe"),
+            ("ops-hub-probe", OTHER_SHA256, "auditor"),
+        ] {
+            let sha256 = fingerprint(sha256)?;
+            assert!(matches!(
+                principals.add_cert(name, sha256, now),
+                Err(AuthError::CertExists { sha256: s, principal }) if s == sha256 && principal == holder
+            ));
+        }
+        let unknown = fingerprint(&"ab".repeat(32))?;
+        assert!(matches!(
+            principals.revoke_cert(unknown, now),
+            Err(AuthError::NoSuchCert(s)) if s == unknown
+        ));
+        assert!(matches!(
+            principals.add_cert("nobody", unknown, now),
+            Err(AuthError::NoSuchPrincipal(name)) if name == "nobody"
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_certificate_entries_are_refused_with_the_reason() {
+        let err = |text: &str| {
+            Principals::parse(text, Path::new("p.toml"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let cert =
+            |sha256: &str| format!("[[principal.cert]]\nsha256 = \"{sha256}\"\nadded_at = \"2026-12-04T10:00:00Z\"\n");
+        let twice = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}\n[[principal]]\nname = \"b\"\n{}",
+            cert(CLIENT_SHA256),
+            cert(CLIENT_SHA256)
+        ));
+        assert_eq!(
+            twice,
+            format!("principals file p.toml: client certificate {CLIENT_SHA256} is bound twice")
+        );
+        let same = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}{}",
+            cert(CLIENT_SHA256),
+            cert(CLIENT_SHA256)
+        ));
+        assert!(same.ends_with("is bound twice"), "{same}");
+        let upper = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}",
+            cert(&CLIENT_SHA256.to_uppercase())
+        ));
+        assert!(
+            upper.contains("principal \"a\": cert sha256 \"3DA84BBC")
+                && upper.ends_with(&format!(
+                    "write it as 64 lower-case hex digits without colons: {CLIENT_SHA256}"
+                )),
+            "{upper}"
+        );
+        let short = err(&format!("[[principal]]\nname = \"a\"\n{}", cert("3da84bbc")));
+        assert!(short.ends_with("64 lower-case hex digits"), "{short}");
+        let unknown = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}fingerprint = \"x\"\n",
+            cert(CLIENT_SHA256)
+        ));
+        assert!(unknown.contains("unknown field `fingerprint`"), "{unknown}");
+        let missing = err("[[principal]]\nname = \"a\"\n[[principal.cert]]\nadded_at = \"2026-12-04T10:00:00Z\"\n");
+        assert!(missing.contains("missing field `sha256`"), "{missing}");
+        let when = err(&format!(
+            "[[principal]]\nname = \"a\"\n{}revoked_at = \"soon\"\n",
+            cert(CLIENT_SHA256)
+        ));
+        assert!(
+            when.contains(&format!(
+                "cert {CLIENT_SHA256}: revoked_at \"soon\" is not an RFC 3339 time"
+            )),
+            "{when}"
+        );
     }
 
     #[test]
