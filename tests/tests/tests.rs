@@ -9,6 +9,7 @@ mod admin;
 mod append;
 mod auth;
 mod auth_cli;
+mod bench_cli;
 mod bundles;
 mod cli;
 mod crash;

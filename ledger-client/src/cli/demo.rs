@@ -216,22 +216,7 @@ fn heading(text: &str) {
 /// `ledgerd` installed beside this binary (as cargo builds and installs
 /// them), so a newcomer needs no running server.
 pub async fn run_with_ledgerd(out: &Path, ledgerd: Option<&Path>) -> anyhow::Result<()> {
-    let ledgerd = match ledgerd {
-        Some(path) => path.to_path_buf(),
-        None => {
-            let exe = std::env::current_exe().context("locating this binary")?;
-            exe.parent()
-                .map(|dir| dir.join(format!("ledgerd{}", std::env::consts::EXE_SUFFIX)))
-                .filter(|path| path.is_file())
-                .with_context(|| {
-                    format!(
-                        "no ledgerd beside {}: build it (`cargo build -p ledger-server`), \
-                         pass --ledgerd PATH, or pass --server URL",
-                        exe.display()
-                    )
-                })?
-        }
-    };
+    let ledgerd = find_ledgerd(ledgerd)?;
     let mut command = std::process::Command::new(&ledgerd);
     command.arg("demo").arg("--data").arg(out);
     let status = tokio::task::spawn_blocking(move || command.status())
@@ -242,6 +227,24 @@ pub async fn run_with_ledgerd(out: &Path, ledgerd: Option<&Path>) -> anyhow::Res
         bail!("ledgerd demo failed ({status})");
     }
     Ok(())
+}
+
+/// `ledgerd`: `given`, or the one beside this binary.
+pub fn find_ledgerd(given: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let exe = std::env::current_exe().context("locating this binary")?;
+    exe.parent()
+        .map(|dir| dir.join(format!("ledgerd{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "no ledgerd beside {}: build it (`cargo build -p ledger-server`), \
+                 pass --ledgerd PATH, or pass --server URL",
+                exe.display()
+            )
+        })
 }
 
 /// Runs the demo against `client`, writing bundles into `out`.

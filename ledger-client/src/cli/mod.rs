@@ -7,6 +7,7 @@
 //! lines on stdout.
 
 mod admin;
+mod bench;
 mod bundle;
 pub mod demo;
 mod input;
@@ -141,6 +142,12 @@ enum Command {
     /// Producer signing keys, made locally (no server).
     #[command(subcommand)]
     ProducerKey(admin::ProducerKeyCommand),
+    /// Load generator: producers (streaming or unary, paced or flat out,
+    /// optionally signed) and live subscribers; events/s, ack and
+    /// append→delivery latency percentiles. Without --server it starts the
+    /// ledgerd beside this binary on a temporary directory and also reports
+    /// its RSS and disk bytes per event.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +276,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::ProducerKey(command) = cli.command {
         return admin::producer_key(command);
     }
+    if cli.server.is_none()
+        && let Command::Bench(args) = cli.command
+    {
+        return bench::run(None, args, cli.json).await;
+    }
     let server = cli.server.as_deref().unwrap_or(crate::DEFAULT_SERVER);
     let read_file =
         |flag: &str, path: &std::path::Path| std::fs::read(path).with_context(|| format!("{flag} {}", path.display()));
@@ -326,6 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(command) => bundle::bundle(&client, command, json).await,
         Command::Admin(command) => admin::admin(&client, command, json).await,
         Command::ProducerKey(command) => admin::producer_key(command),
+        Command::Bench(args) => bench::run(Some(client), args, json).await,
         Command::Demo { out, .. } => demo::run(&client, &out).await,
         Command::Info => {
             let info = client.info().await?;
