@@ -75,8 +75,10 @@ fn bench_starts_its_own_ledgerd_and_reports_its_footprint() -> anyhow::Result<()
         "--unary",
         "--batch",
         "5",
+        "--signed",
     ])?)?;
     ensure!(s["mode"] == "unary" && s["events"].as_u64() > Some(0), "{s}");
+    ensure!(s["signed"] == true && s["errors"] == 0, "{s}");
     ensure!(s["server_rss_bytes"]["peak"].as_u64() > Some(0), "{s}");
     ensure!(s["disk_bytes_per_event"].as_f64() > Some(256.0), "{s}");
     Ok(())
@@ -88,6 +90,7 @@ fn bench_refuses_a_load_it_cannot_run() -> anyhow::Result<()> {
         (&["--producers", "0"][..], "--producers"),
         (&["--duration", "0"][..], "--duration"),
         (&["--sign-key", "k"][..], "--key-id"),
+        (&["--signed", "--sign-key", "k", "--key-id", "i"][..], "--signed"),
     ] {
         let out = bench(&[&["--ledgerd", crate::LEDGERD][..], args].concat())?;
         ensure!(!out.status.success(), "{args:?} ran");

@@ -63,8 +63,13 @@ pub struct BenchArgs {
     subscribers: usize,
     /// Sign every event with this producer key file (needs --key-id and a
     /// key registered to the caller).
-    #[arg(long, requires = "key_id")]
+    #[arg(long, requires = "key_id", conflicts_with = "signed")]
     sign_key: Option<PathBuf>,
+    /// Sign every event with a fresh producer key. Without --server only:
+    /// the started ledgerd gets a principal (`ledgerd auth add-principal`)
+    /// to which the key is registered through the admin service.
+    #[arg(long, conflicts_with = "sign_key")]
+    signed: bool,
     /// The producer key's id.
     #[arg(long, requires = "sign_key")]
     key_id: Option<String>,
@@ -119,10 +124,40 @@ impl Started {
     }
 }
 
-fn start_ledgerd(path: Option<&std::path::Path>) -> anyhow::Result<Started> {
+/// The principal a `--signed` run appends as.
+const BENCH_PRINCIPAL: &str = "bench";
+
+/// Starts ledgerd on a fresh directory; with `principal`, first adds a
+/// principal holding `*:admin` and returns its API key too.
+fn start_ledgerd(path: Option<&std::path::Path>, principal: bool) -> anyhow::Result<(Started, Option<String>)> {
     use std::io::BufRead as _;
     let ledgerd = super::demo::find_ledgerd(path)?;
     let data = std::env::temp_dir().join(format!("ledger-bench-{}", uuid::Uuid::now_v7()));
+    let api_key = if principal {
+        let out = std::process::Command::new(&ledgerd)
+            .args([
+                "auth",
+                "add-principal",
+                "--name",
+                BENCH_PRINCIPAL,
+                "--grant",
+                "*:admin",
+                "--data",
+            ])
+            .arg(&data)
+            .output()
+            .with_context(|| format!("running {} auth add-principal", ledgerd.display()))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&data);
+            bail!(
+                "ledgerd auth add-principal: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Some(String::from_utf8(out.stdout)?.trim().to_string())
+    } else {
+        None
+    };
     let mut child = std::process::Command::new(&ledgerd)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(&data)
@@ -142,11 +177,12 @@ fn start_ledgerd(path: Option<&std::path::Path>) -> anyhow::Result<Started> {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok(Started {
+    let started = Started {
         child,
         url: format!("http://{addr}"),
         data,
-    })
+    };
+    Ok((started, api_key))
 }
 
 fn now_ns() -> u64 {
@@ -195,11 +231,18 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         bail!("--duration: must be greater than 0");
     }
     let (client, started) = match client {
+        Some(_) if args.signed => bail!("--signed: only without --server (use --sign-key and --key-id with one)"),
         Some(client) => (client, None),
         None => {
-            let path = args.ledgerd.clone();
-            let started = tokio::task::spawn_blocking(move || start_ledgerd(path.as_deref())).await??;
-            (Client::connect(&started.url).await?, Some(started))
+            let (path, signed) = (args.ledgerd.clone(), args.signed);
+            let (started, api_key) =
+                tokio::task::spawn_blocking(move || start_ledgerd(path.as_deref(), signed)).await??;
+            let client = Client::connect(&started.url).await?;
+            let client = match api_key {
+                Some(key) => client.with_api_key(crate::ApiKey::new(&key)?),
+                None => client,
+            };
+            (client, Some(started))
         }
     };
     let url = started
@@ -207,6 +250,21 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         .map_or_else(|| "(--server)".to_string(), |s| s.url.clone());
     let key = match (&args.sign_key, &args.key_id) {
         (Some(path), Some(id)) => Some(Arc::new(ProducerKey::from_file(id.clone(), path)?)),
+        _ if args.signed => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("random number generator: {e}"))?;
+            let key = ProducerKey::from_seed("bench-producer", seed);
+            client
+                .admin()
+                .add_producer_key(proto::AddProducerKeyRequest {
+                    name: BENCH_PRINCIPAL.to_string(),
+                    key_id: key.key_id().to_string(),
+                    public_key: key.public_key().to_vec(),
+                })
+                .await
+                .context("registering the bench producer key")?;
+            Some(Arc::new(key))
+        }
         _ => None,
     };
     let run_id = uuid::Uuid::now_v7().simple().to_string();
