@@ -167,6 +167,22 @@ async fn every_change_is_in_the_ledger_before_it_takes_effect() -> anyhow::Resul
         .await?;
     ensure!(code(probe.record(0).await) == "OK");
 
+    // Revoking the principal cuts off every credential it has at once.
+    let revoked = root
+        .admin()
+        .revoke_principal(proto::RevokePrincipalRequest {
+            name: "probe".to_string(),
+        })
+        .await?
+        .into_inner();
+    ensure!(code(probe.record(0).await) == "UNAUTHENTICATED");
+    ensure!(
+        revoked
+            .changes
+            .iter()
+            .any(|c| c.contains(&second.key_id) && c.contains("revoked")),
+        "{revoked:?}"
+    );
     let kinds: Vec<String> = admin_events(&root).await?.into_iter().map(|e| e.1).collect();
     ensure!(
         kinds
@@ -175,7 +191,8 @@ async fn every_change_is_in_the_ledger_before_it_takes_effect() -> anyhow::Resul
                 "admin.principal_created",
                 "admin.api_key_revoked",
                 "admin.api_key_created",
-                "admin.grants_set"
+                "admin.grants_set",
+                "admin.principal_revoked"
             ],
         "{kinds:?}"
     );

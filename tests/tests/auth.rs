@@ -67,6 +67,7 @@ const MATRIX: &[(&str, [Code; 8])] = &[
     ("/ledger.v1.Admin/CreatePrincipal", [U, U, U, U, PD, PD, PD, OK]),
     ("/ledger.v1.Admin/CreateKey", [U, U, U, U, PD, PD, PD, OK]),
     ("/ledger.v1.Admin/RevokeKey", [U, U, U, U, PD, PD, PD, OK]),
+    ("/ledger.v1.Admin/RevokePrincipal", [U, U, U, U, PD, PD, PD, OK]),
     ("/ledger.v1.Admin/SetGrants", [U, U, U, U, PD, PD, PD, OK]),
     ("/ledger.v1.Admin/AddProducerKey", [U, U, U, U, PD, PD, PD, OK]),
     ("/ledger.v1.Admin/RevokeProducerKey", [U, U, U, U, PD, PD, PD, OK]),
@@ -313,6 +314,18 @@ async fn call(seeded: &Seeded, method: &str, key: Option<&str>, n: u64) -> anyho
             let made = admin.create_key(req(create, admin_key)?).await?.into_inner();
             let revoke = proto::RevokeKeyRequest { key_id: made.key_id };
             unary(admin.revoke_key(req(revoke, key)?).await)
+        }
+        "/ledger.v1.Admin/RevokePrincipal" => {
+            let create = proto::CreatePrincipalRequest {
+                name: format!("doomed-{n}"),
+                grants: vec!["ops-hub:read".to_string()],
+                expires_in_days: 1,
+            };
+            admin.create_principal(req(create, admin_key)?).await?;
+            let revoke = proto::RevokePrincipalRequest {
+                name: format!("doomed-{n}"),
+            };
+            unary(admin.revoke_principal(req(revoke, key)?).await)
         }
         "/ledger.v1.Admin/SetGrants" => {
             let set = proto::SetGrantsRequest {

@@ -45,6 +45,13 @@ pub enum AdminCommand {
         #[arg(long)]
         key_id: String,
     },
+    /// Revoke a principal: all its API keys, client certificates and
+    /// producer keys, and its grants (the entry stays, for the record).
+    RevokePrincipal {
+        /// The principal.
+        #[arg(long)]
+        name: String,
+    },
     /// Replace a principal's grants (none given: it may do nothing).
     SetGrants {
         /// The principal.
@@ -240,6 +247,13 @@ pub async fn admin(client: &Client, command: AdminCommand, json: bool) -> anyhow
         }
         AdminCommand::RevokeKey { key_id } => {
             let change = admin.revoke_key(proto::RevokeKeyRequest { key_id }).await?.into_inner();
+            print_change(Some(&change), json)
+        }
+        AdminCommand::RevokePrincipal { name } => {
+            let change = admin
+                .revoke_principal(proto::RevokePrincipalRequest { name })
+                .await?
+                .into_inner();
             print_change(Some(&change), json)
         }
         AdminCommand::SetGrants { name, grants } => {

@@ -220,6 +220,31 @@ impl admin_server::Admin for AdminService {
         .await
     }
 
+    async fn revoke_principal(
+        &self,
+        request: Request<proto::RevokePrincipalRequest>,
+    ) -> Result<Response<proto::AdminChange>, Status> {
+        let span = rpc_span("Admin.RevokePrincipal", &request);
+        async move {
+            let caller = Caller::of(&request)?;
+            require_admin(&caller)?;
+            let name = request.into_inner().name;
+            let details = json!({"name": name});
+            let ((), recorded) = self
+                .admin
+                .change(
+                    caller.name(),
+                    "principal_revoked",
+                    details,
+                    move |p: &mut Principals| Ok(p.revoke_principal(&name, Utc::now())?),
+                )
+                .await?;
+            Ok(Response::new(change(recorded)))
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn set_grants(
         &self,
         request: Request<proto::SetGrantsRequest>,

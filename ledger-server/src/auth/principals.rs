@@ -590,6 +590,23 @@ impl Principals {
         Err(AuthError::NoSuchCert(sha256))
     }
 
+    /// Revokes principal `name` as of `now`: every key, certificate and
+    /// producer key it has (first revocation times kept) and its grants.
+    pub fn revoke_principal(&mut self, name: &str, now: DateTime<Utc>) -> Result<(), AuthError> {
+        let principal = self.principal_mut(name)?;
+        principal.grants.clear();
+        for key in &mut principal.keys {
+            key.revoked_at.get_or_insert(now);
+        }
+        for cert in &mut principal.certs {
+            cert.revoked_at.get_or_insert(now);
+        }
+        for key in &mut principal.producer_keys {
+            key.revoked_at.get_or_insert(now);
+        }
+        Ok(())
+    }
+
     /// Replaces the grants of principal `name`.
     pub fn set_grants(&mut self, name: &str, grants: Vec<Grant>) -> Result<(), AuthError> {
         self.principal_mut(name)?.grants = grants;
