@@ -87,6 +87,8 @@ pub struct LedgerService {
     pub(crate) quota: Arc<Quota>,
     /// Becomes `true` when the server shuts down: streaming calls end.
     pub(crate) stopping: watch::Receiver<bool>,
+    /// Live records for every subscription, read once.
+    fanout: Arc<subscribe::Fanout>,
 }
 
 impl LedgerService {
@@ -99,7 +101,9 @@ impl LedgerService {
     ) -> LedgerService {
         let streams = Arc::new(Semaphore::new(config.max_concurrent_streams));
         let quota = Arc::new(Quota::new(config.principal_limits));
+        let fanout = subscribe::Fanout::start(Arc::clone(&ledger), stopping.clone());
         LedgerService {
+            fanout,
             ledger,
             config,
             auth,
@@ -297,12 +301,14 @@ impl ledger_server::Ledger for LedgerService {
         }
         let (tx, rx) = mpsc::channel(self.config.subscriber_buffer);
         let ledger = Arc::clone(&self.ledger);
+        let fanout = Arc::clone(&self.fanout);
         let stopping = self.stopping.clone();
+        let capacity = self.config.subscriber_buffer;
         tokio::spawn(
             async move {
                 let _permit = permit;
                 tracing::debug!(from_seq = request.from_seq, "subscription opened");
-                subscribe::run(ledger, filter, request.from_seq, tx, stopping).await;
+                subscribe::run(ledger, fanout, filter, request.from_seq, tx, stopping, capacity).await;
                 tracing::debug!("subscription closed");
             }
             .instrument(span),

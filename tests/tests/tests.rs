@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod demo;
 mod digest_vector;
+mod fanout;
 mod grpc;
 mod grpc_kill;
 mod keys;
