@@ -3,6 +3,10 @@
 //! (idempotency, expected version), assigns seqs and hashes, writes the whole
 //! group with one `write` and one `fdatasync`, and only then acknowledges.
 //!
+//! A key rotation (`rotation.rs`) is the one request that ends its group:
+//! the writer signs that group's tree with the old key, then switches to the
+//! new key before publishing it, so every later tree is the new key's.
+//!
 //! The append contract: an append returns a durably assigned sequence number,
 //! or an error — never both, never neither. After a failed write or fsync the
 //! writer is poisoned: every later append fails until the ledger is reopened

@@ -353,3 +353,60 @@ async fn a_restart_finishes_a_rotation_interrupted_before_the_files() -> anyhow:
     ensure!(rotated.old_verifier_key == new_key.to_string() && rotated.rotation_seq > seq);
     server.stop().await
 }
+
+/// The key files cannot be put in place (here: `retired-keys` is a file):
+/// the call fails after the ledger switched keys; calling again finishes
+/// the same rotation and records it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_whose_files_failed_is_finished_by_calling_again() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let old_key = ledger_tests::test_signer()?.verifier_key()?;
+    let server = TestServer::start(server_config(dir.path())?).await?;
+    let client = server.client().await?;
+    bundle_of(&client, "INC-2026-0500").await?;
+    let blocker = dir.path().join("retired-keys");
+    std::fs::write(&blocker, b"in the way")?;
+
+    let failed = client
+        .admin()
+        .rotate_signing_key(proto::RotateSigningKeyRequest {})
+        .await
+        .err()
+        .context("rotated without a place to retire the old key")?;
+    ensure!(failed.code() == tonic::Code::Internal, "{failed:?}");
+    // The log switched: the new key (still in ledger.key.new) signs.
+    let staged = LocalKeySigner::load(&dir.path().join("ledger.key.new"))?.verifier_key()?;
+    ensure!(client.info().await?.verifier_key == staged.to_string());
+    ensure!(LocalKeySigner::load(&dir.path().join("ledger.key"))?.verifier_key()? == old_key);
+
+    std::fs::remove_file(&blocker)?;
+    let finished = rotate(&client).await?;
+    ensure!(finished.resumed, "{finished:?}");
+    ensure!(finished.old_verifier_key == old_key.to_string());
+    ensure!(finished.new_verifier_key == staged.to_string());
+    ensure!(LocalKeySigner::load(&dir.path().join("ledger.key"))?.verifier_key()? == staged);
+    ensure!(!dir.path().join("ledger.key.new").exists());
+    let rotated: Vec<_> = admin_events(&client)
+        .await?
+        .into_iter()
+        .filter(|(_, t, _)| t == "admin.signing_key_rotated")
+        .collect();
+    ensure!(rotated.len() == 1, "{rotated:?}");
+    ensure!(rotated[0].2["resumed"] == true && rotated[0].2["rotation_seq"] == finished.rotation_seq);
+    // Exactly one rotation record in the log.
+    let mut keys = client
+        .read(proto::ReadRequest {
+            stream: "ledger/keys".to_string(),
+            ..Default::default()
+        })
+        .await?;
+    let mut n_rotations = 0;
+    while keys.message().await?.is_some() {
+        n_rotations += 1;
+    }
+    ensure!(n_rotations == 1);
+    server.stop().await?;
+    let server = restart(dir.path()).await?;
+    ensure!(server.client().await?.info().await?.verifier_key == staged.to_string());
+    server.stop().await
+}
