@@ -3,6 +3,10 @@
 //! (idempotency, expected version), assigns seqs and hashes, writes the whole
 //! group with one `write` and one `fdatasync`, and only then acknowledges.
 //!
+//! A key rotation (`rotation.rs`) is the one request that ends its group:
+//! the writer signs that group's tree with the old key, then switches to the
+//! new key before publishing it, so every later tree is the new key's.
+//!
 //! The append contract: an append returns a durably assigned sequence number,
 //! or an error — never both, never neither. After a failed write or fsync the
 //! writer is poisoned: every later append fails until the ledger is reopened
@@ -30,6 +34,7 @@ use crate::reader::read_one;
 use crate::segment::file::{SegmentHeader, create_segment};
 use crate::segment::frame::{FLAG_BATCH_END, FRAME_HEADER_LEN, encode_frame};
 use crate::segment::index::SegmentInfo;
+use crate::signer::Signer;
 use crate::store::{IndexBatch, IndexedEvent, TreeNode};
 
 /// What an append returns.
@@ -50,6 +55,10 @@ pub(crate) struct Command {
     pub(crate) events: Vec<PreparedEvent>,
     pub(crate) expected: ExpectedVersion,
     pub(crate) reply: oneshot::Sender<Result<AppendOutcome>>,
+    /// Set on the ledger's own key rotation record (`rotation.rs`): the
+    /// request ends its group, and once the group is durable and signed
+    /// by the current key, this key signs every later tree.
+    pub(crate) switch_signer: Option<Arc<dyn Signer>>,
 }
 
 /// The writer's own state: only its thread touches it.
@@ -66,6 +75,9 @@ pub(crate) struct Writer {
     pub(crate) index_tx: Sender<IndexBatch>,
     pub(crate) poisoned: Option<String>,
     pub(crate) scratch: Scratch,
+    /// The key signing the next group (also in `Shared`, for readers; only
+    /// this thread changes either).
+    pub(crate) signer: Arc<dyn Signer>,
 }
 
 /// A record staged in the current group.
@@ -103,10 +115,15 @@ impl Writer {
         let max_group = self.shared.config.max_group_events;
         while let Some(first) = commands.blocking_recv() {
             let mut n_events = first.events.len();
+            // A key rotation record ends its group, so that the tree it
+            // first appears in (size seq + 1) is the last one the old key
+            // signs (`docs/FORMAT.md` §6.1).
+            let mut ends_group = first.switch_signer.is_some();
             let mut group = vec![first];
-            while n_events < max_group {
+            while n_events < max_group && !ends_group {
                 let Ok(next) = commands.try_recv() else { break };
                 n_events += next.events.len();
+                ends_group = next.switch_signer.is_some();
                 group.push(next);
             }
             let max_unindexed = self.shared.config.max_unindexed_events;
@@ -142,6 +159,9 @@ impl Writer {
         let mut nodes: Vec<TreeNode> = Vec::with_capacity(2 * n_events + 64);
         let mut waiting: Vec<(oneshot::Sender<Result<AppendOutcome>>, Pending)> = Vec::with_capacity(group.len());
         let mut frontier = self.frontier.clone();
+        // The key taking over after this group: only ever the last request's
+        // (see `run`), and only if its record was staged.
+        let mut switch_to: Option<Arc<dyn Signer>> = None;
         {
             // One read lock for the whole group: only this thread changes
             // the ids, and it does so below, after the fsync.
@@ -154,6 +174,7 @@ impl Writer {
                     events,
                     expected,
                     reply,
+                    switch_signer,
                 } = command;
                 let result = self.stage(
                     events,
@@ -165,7 +186,12 @@ impl Writer {
                     &mut nodes,
                 );
                 match result {
-                    Ok(pending) => waiting.push((reply, pending)),
+                    Ok(pending) => {
+                        if let (Pending::New { .. }, Some(new)) = (&pending, switch_signer) {
+                            switch_to = Some(new);
+                        }
+                        waiting.push((reply, pending));
+                    }
                     Err(err) => {
                         let _ = reply.send(Err(err));
                     }
@@ -187,19 +213,28 @@ impl Writer {
         }
         let committed = self.write_and_sync(&scratch.buf).and_then(|base_offset| {
             let last = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
-            let size = frontier.size();
-            let checkpoint = sign_checkpoint(
-                shared.signer.as_ref(),
-                &shared.identity.origin,
-                shared.identity.tree_hash,
-                size,
-                frontier.root(),
-                last,
-                recorded_at_ns,
-            )?;
-            Ok((base_offset, checkpoint))
+            let sign = |signer: &dyn Signer| {
+                sign_checkpoint(
+                    signer,
+                    &shared.identity.origin,
+                    shared.identity.tree_hash,
+                    frontier.size(),
+                    frontier.root(),
+                    last,
+                    recorded_at_ns,
+                )
+            };
+            let checkpoint = sign(self.signer.as_ref())?;
+            // A rotation: the acknowledgements carry the old key's signature
+            // of this tree (the last it makes); the head is published signed
+            // by the new key, which signs everything from here on.
+            let head = match &switch_to {
+                Some(new) => Some(sign(new.as_ref())?),
+                None => None,
+            };
+            Ok((base_offset, checkpoint, head))
         });
-        let (base_offset, checkpoint) = match committed {
+        let (base_offset, checkpoint, head) = match committed {
             Ok(ok) => ok,
             Err(err) => {
                 let reason = err.to_string();
@@ -236,7 +271,22 @@ impl Writer {
         }
         let receipts: Vec<Receipt> = staged.iter().map(receipt).collect();
         let checkpoint = Arc::new(checkpoint);
-        shared.publish(self.next_seq, Arc::clone(&checkpoint));
+        let head = match (head, switch_to) {
+            (Some(head), Some(new)) => {
+                // Before the publish: whoever sees a tree beyond this group
+                // also sees the new key (`Ledger::checkpoint_at`).
+                tracing::info!(
+                    seq = self.next_seq - 1,
+                    key_name = new.key_name(),
+                    "key rotation: signing with the new key from here on"
+                );
+                self.signer = Arc::clone(&new);
+                shared.set_signer(new);
+                Arc::new(head)
+            }
+            _ => Arc::clone(&checkpoint),
+        };
+        shared.publish(self.next_seq, head);
         for (reply, pending) in waiting {
             let outcome = match pending {
                 Pending::New { first, count } => AppendOutcome {

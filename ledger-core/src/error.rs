@@ -183,6 +183,20 @@ pub enum LedgerError {
         /// What is wrong.
         reason: String,
     },
+    /// The ledger was opened with a key that a key rotation record in its
+    /// log retired (`docs/FORMAT.md` §6.1): that key signs no tree past
+    /// the rotation, so the ledger does not open with it.
+    #[error(
+        "the signing key {key} was retired by the key rotation record at seq {rotation_seq}; open the ledger with the new key {new_key}"
+    )]
+    RetiredKey {
+        /// The retired key (verifier key text).
+        key: String,
+        /// Seq of the rotation record.
+        rotation_seq: u64,
+        /// The key it handed over to (verifier key text).
+        new_key: String,
+    },
 }
 
 impl LedgerError {

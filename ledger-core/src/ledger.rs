@@ -33,6 +33,7 @@ use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
 use crate::reader::{read_one, read_range, scan_chunks};
 use crate::record::Record;
+use crate::rotation::check_not_retired;
 use crate::scan::SecretScanner;
 use crate::segment::file::sync_dir;
 use crate::segment::index::LogIndex;
@@ -69,7 +70,10 @@ pub(crate) struct Shared {
     pub(crate) ids: RwLock<IdMap<u64>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) index: Arc<IndexState>,
-    pub(crate) signer: Arc<dyn Signer>,
+    /// The key that signs checkpoints and bundles. Only the writer thread
+    /// changes it, at a key rotation, between two group commits (see
+    /// `commit.rs` and `rotation.rs`).
+    signer: RwLock<Arc<dyn Signer>>,
     len_tx: watch::Sender<u64>,
     /// Wakes threads blocked in [`Ledger::wait_len_beyond`] (the watch
     /// channel serves async waiters).
@@ -78,6 +82,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The key signing from now on.
+    pub(crate) fn signer(&self) -> Arc<dyn Signer> {
+        match self.signer.read() {
+            Ok(signer) => Arc::clone(&signer),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Hands signing over to `signer`. The writer calls it, before it
+    /// publishes the first tree the new key signs.
+    pub(crate) fn set_signer(&self, signer: Arc<dyn Signer>) {
+        match self.signer.write() {
+            Ok(mut current) => *current = signer,
+            Err(poisoned) => *poisoned.into_inner() = signer,
+        }
+    }
+
     pub(crate) fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
         match self.head.read() {
             Ok(head) => Arc::clone(&head),
@@ -149,6 +170,10 @@ pub struct Ledger {
     producer_keys: RwLock<Option<Arc<dyn ProducerKeyResolver>>>,
     /// Compiled from `config.secret_scan` at open.
     scanner: SecretScanner,
+    /// Held for a whole key rotation: one at a time.
+    rotating: Mutex<()>,
+    /// Held while `<dir>/checkpoint` is written.
+    saving: Mutex<()>,
     _lock: File,
 }
 
@@ -182,6 +207,14 @@ impl Ledger {
         if let Some(saved) = saved {
             check_saved_checkpoint(&saved, &identity, &log_dir, &scan, store.as_ref())?;
         }
+        let log = RwLock::new(scan.index);
+        check_not_retired(
+            store.as_ref(),
+            &log,
+            scan.n_records,
+            &identity.origin,
+            &signer.verifier_key()?,
+        )?;
 
         let initial = if scan.n_records == 0 {
             sign_checkpoint(
@@ -213,11 +246,11 @@ impl Ledger {
             dir: dir.clone(),
             log_dir,
             identity,
-            log: RwLock::new(scan.index),
+            log,
             ids: RwLock::new(ids),
             store: Arc::clone(&store),
             index: Arc::clone(&index_state),
-            signer,
+            signer: RwLock::new(Arc::clone(&signer)),
             len_tx,
             len_changed: (Mutex::new(()), Condvar::new()),
             head: RwLock::new(Arc::new(initial)),
@@ -240,6 +273,7 @@ impl Ledger {
             index_tx,
             poisoned: None,
             scratch: Default::default(),
+            signer,
         };
         let indexer_store = Arc::clone(&store);
         let indexer = std::thread::Builder::new()
@@ -256,6 +290,8 @@ impl Ledger {
             threads: Mutex::new(vec![writer, indexer]),
             producer_keys: RwLock::new(None),
             scanner,
+            rotating: Mutex::new(()),
+            saving: Mutex::new(()),
             _lock: lock,
         })
     }
@@ -279,9 +315,49 @@ impl Ledger {
         resolver.and_then(|r| r.audit_key(key_id))
     }
 
-    /// The key that signs checkpoints (and bundles).
-    pub(crate) fn signer(&self) -> &Arc<dyn Signer> {
-        &self.shared.signer
+    /// The key that signs checkpoints (and bundles) from now on.
+    pub(crate) fn signer(&self) -> Arc<dyn Signer> {
+        self.shared.signer()
+    }
+
+    /// Held for a whole key rotation (`rotation.rs`).
+    pub(crate) fn rotation_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        match self.rotating.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Appends the ledger's own rotation record (built and checked by
+    /// `rotation.rs`, not scanned for secrets: it holds public keys and
+    /// signatures) and has the writer sign with `new` from the next tree
+    /// on: the group holding the record ends with it and is signed by the
+    /// current key; the writer switches before it publishes that group.
+    /// Blocks until the group is durable and the switch made.
+    pub(crate) fn append_switching_signer(
+        &self,
+        request: AppendRequest,
+        new: Arc<dyn Signer>,
+    ) -> Result<AppendOutcome> {
+        let (events, expected) = prepare(request, &self.shared.config, &SecretScanner::disabled())?;
+        let (reply, receiver) = oneshot::channel();
+        let command = Command {
+            events,
+            expected,
+            reply,
+            switch_signer: Some(new),
+        };
+        self.sender()?.blocking_send(command).map_err(|_| LedgerError::Closed)?;
+        receiver.blocking_recv().map_err(|_| LedgerError::Closed)?
+    }
+
+    /// Saves the latest checkpoint to `<dir>/checkpoint` (atomically).
+    pub(crate) fn save_checkpoint(&self) -> Result<()> {
+        let _saving = match self.saving.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        save_checkpoint(&self.shared.dir, &self.checkpoint())
     }
 
     /// Runs every check that needs no ledger state on a batch: field rules
@@ -302,6 +378,7 @@ impl Ledger {
                 events,
                 expected,
                 reply,
+                switch_signer: None,
             },
             ledger_id: self.shared.identity.ledger_id,
         })
@@ -398,9 +475,10 @@ impl Ledger {
         &self.shared.identity
     }
 
-    /// The key auditors verify checkpoints with.
+    /// The key auditors verify checkpoints with (the new one as soon as a
+    /// key rotation has switched).
     pub fn verifier_key(&self) -> Result<VerifierKey> {
-        self.shared.signer.verifier_key()
+        self.shared.signer().verifier_key()
     }
 
     /// The record at `seq`.
@@ -506,8 +584,11 @@ impl Ledger {
                 (record.record_hash, record.header.recorded_at_ns)
             }
         };
+        // The key is taken after the size was checked against the committed
+        // length: a size past a rotation's tree is only committed once the
+        // writer has switched to the new key.
         sign_checkpoint(
-            self.shared.signer.as_ref(),
+            self.shared.signer().as_ref(),
             &identity.origin,
             identity.tree_hash,
             size,
@@ -557,7 +638,7 @@ impl Ledger {
         for thread in threads {
             let _ = thread.join();
         }
-        save_checkpoint(&self.shared.dir, &self.checkpoint())
+        self.save_checkpoint()
     }
 }
 

@@ -172,7 +172,8 @@ enum AuthCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Replace the signing key (with `ledgerd` stopped). Appends a
+    /// Replace the signing key (with `ledgerd` stopped; on a running
+    /// `ledgerd`, `ledger admin rotate-signing-key`). Appends a
     /// `ledger.key_rotated` record signed by both keys, retires the old key
     /// to `<data>/retired-keys/` and keeps every verifier key ever used in
     /// `<data>/ledger-keys.pub`, so bundles signed before keep verifying.

@@ -25,7 +25,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::admin::service::AdminService;
-use crate::admin::{Admin, AdminError};
+use crate::admin::{Admin, AdminError, SigningKeyFiles};
 use crate::auth::{AuthError, AuthLayer, Authenticator, InsecureListen, PolicyKeys, check_listen};
 use crate::bundle_store::BundleStore;
 use crate::bundles::BundlesService;
@@ -99,7 +99,10 @@ async fn follow_principals(admin: Arc<Admin>) {
 
 /// Loads the checkpoint signing key, or creates a development key (mode
 /// 0600, verifier key written beside it as `<key>.pub`) on first start.
+/// A key rotation interrupted while installing the new key is finished
+/// first (`keys::finish_interrupted_install`): no key is made then.
 pub fn load_or_create_key(path: &Path, name: &str) -> Result<Arc<dyn Signer>, LedgerError> {
+    crate::keys::finish_interrupted_install(path)?;
     if path.exists() {
         return Ok(Arc::new(LocalKeySigner::load(path)?));
     }
@@ -121,10 +124,27 @@ pub fn load_or_create_key(path: &Path, name: &str) -> Result<Arc<dyn Signer>, Le
     Ok(Arc::new(signer))
 }
 
-/// Opens the ledger of `config` (creating ledger and key if new).
+/// Opens the ledger of `config` (creating ledger and key if new). If the
+/// log has retired the key in the key file and `<key>.new` holds the key
+/// it handed over to, a rotation stopped before its key files were put in
+/// place: that is finished first (`keys::resume_rotation`).
 pub fn open_ledger(config: &ServerConfig) -> Result<Ledger, LedgerError> {
     let signer = load_or_create_key(&config.key_file, &config.ledger.origin)?;
-    Ledger::open(&config.data_dir, config.ledger.clone(), signer)
+    match Ledger::open(&config.data_dir, config.ledger.clone(), signer) {
+        Err(LedgerError::RetiredKey {
+            key,
+            rotation_seq,
+            new_key,
+        }) => match crate::keys::resume_rotation(&config.data_dir, &config.key_file, &key, &new_key)? {
+            Some(new) => Ledger::open(&config.data_dir, config.ledger.clone(), Arc::new(new)),
+            None => Err(LedgerError::RetiredKey {
+                key,
+                rotation_seq,
+                new_key,
+            }),
+        },
+        other => other,
+    }
 }
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down
@@ -221,7 +241,11 @@ pub async fn serve(
     let config = Arc::new(config);
     let (stop_tx, stop_rx) = watch::channel(false);
     ledger.set_producer_keys(Some(Arc::new(PolicyKeys(Arc::clone(&auth)))));
-    let admin = Arc::new(Admin::new(Arc::clone(&ledger), Arc::clone(&auth)));
+    let key_files = SigningKeyFiles {
+        data_dir: config.data_dir.clone(),
+        key_file: config.key_file.clone(),
+    };
+    let admin = Arc::new(Admin::new(Arc::clone(&ledger), Arc::clone(&auth), key_files));
     admin
         .record_file_at_start()
         .await

@@ -74,6 +74,9 @@ const MATRIX: &[(&str, [Code; 8])] = &[
     ("/ledger.v1.Admin/ListNamespaces", [U, U, U, U, OK, OK, OK, OK]),
     ("/ledger.v1.Admin/SetNamespacePolicy", [U, U, U, U, PD, PD, PD, OK]),
     ("/ledger.v1.Admin/SetVocabulary", [U, U, U, U, PD, PD, PD, OK]),
+    // The admin cell really rotates the signing key (the rest only read
+    // codes, whichever key signs).
+    ("/ledger.v1.Admin/RotateSigningKey", [U, U, U, U, PD, PD, PD, OK]),
 ];
 
 /// Guards against a hang (a subscription that never delivers); never an
@@ -375,6 +378,11 @@ async fn call(seeded: &Seeded, method: &str, key: Option<&str>, n: u64) -> anyho
             };
             unary(admin.set_vocabulary(req(set, key)?).await)
         }
+        "/ledger.v1.Admin/RotateSigningKey" => unary(
+            admin
+                .rotate_signing_key(req(proto::RotateSigningKeyRequest {}, key)?)
+                .await,
+        ),
         other => bail!("no call for {other}: add one beside its MATRIX row"),
     })
 }

@@ -1,11 +1,13 @@
 //! Key rotation with the real binary: `ledgerd keys rotate` appends a
 //! rotation record signed by both keys, keeps the old verifier key
 //! published, and the ledger signs with the new key from then on; a bundle
-//! sealed before the rotation still verifies with the old key alone.
+//! sealed before the rotation still verifies with the old key alone; and
+//! running it again finishes a rotation a crash interrupted.
 
 use std::process::Command;
 
 use ledger_client::proto;
+use ledger_core::Signer as _;
 use ledger_tests::server::{TestServer, server_config};
 use ledger_verify::bundle::{BundleError, VerifyOptions, parse_bundle, seal, verify_bundle};
 use ledger_verify::note::{NoteSignature, VerifierKey, open_note};
@@ -150,4 +152,64 @@ async fn rotated_keys_are_recorded_and_old_bundles_keep_verifying() {
         4,
         "two keys, two .pub"
     );
+}
+
+/// A rotation stopped after the log switched keys (steps 1 and 2 done, no
+/// key file moved): the retired key no longer opens the ledger, and running
+/// `ledgerd keys rotate` again finishes that rotation instead of starting
+/// another. Stopped between the two renames (no `ledger.key`), it installs
+/// the new key and does nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_it_again_finishes_an_interrupted_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = server_config(dir.path()).unwrap();
+    let server = TestServer::start(config.clone()).await.unwrap();
+    bundle_of(&server, "INC-2026-0110").await.unwrap();
+    server.stop().await.unwrap();
+
+    let data = config.data_dir.clone();
+    let key_file = config.key_file.clone();
+    let (new_key, seq) = tokio::task::spawn_blocking(move || {
+        let old = ledger_tests::test_signer().unwrap();
+        let (new, _) = ledger_server::keys::stage_new_key(&key_file, old.key_name()).unwrap();
+        let new_key = new.verifier_key().unwrap();
+        let ledger = ledger_core::Ledger::open(&data, ledger_core::LedgerConfig::default(), old).unwrap();
+        let outcome = ledger.rotate_signer(std::sync::Arc::new(new)).unwrap();
+        drop(ledger);
+        (new_key, outcome.seq)
+    })
+    .await
+    .unwrap();
+
+    let output = rotate(dir.path()).unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("(resumed): rotation record at seq {seq}")),
+        "{stdout}"
+    );
+    let current = std::fs::read_to_string(dir.path().join("ledger.key.pub")).unwrap();
+    assert_eq!(current.trim_end(), new_key.to_string());
+    assert!(!dir.path().join("ledger.key.new").exists());
+
+    // Interrupted between the renames of the next rotation's last step.
+    let output = rotate(dir.path()).unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let third = std::fs::read_to_string(dir.path().join("ledger.key.pub")).unwrap();
+    std::fs::rename(dir.path().join("ledger.key"), dir.path().join("ledger.key.new")).unwrap();
+    std::fs::rename(dir.path().join("ledger.key.pub"), dir.path().join("ledger.key.new.pub")).unwrap();
+    let output = rotate(dir.path()).unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("finished an interrupted rotation"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ledger.key.pub")).unwrap(),
+        third
+    );
+    let history = std::fs::read_to_string(dir.path().join("ledger-keys.pub")).unwrap();
+    assert_eq!(history.lines().count(), 3);
+
+    let server = TestServer::start(server_config(dir.path()).unwrap()).await.unwrap();
+    let info = server.client().await.unwrap().info().await.unwrap();
+    assert_eq!(format!("{}\n", info.verifier_key), third);
+    server.stop().await.unwrap();
 }

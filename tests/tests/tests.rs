@@ -27,5 +27,6 @@ mod quota;
 mod recovery;
 mod replay_determinism;
 mod replay_kill;
+mod rotate_online;
 mod secrets;
 mod tls;

@@ -77,6 +77,10 @@ pub enum AdminCommand {
     },
     /// Declare the event types a namespace accepts.
     Vocabulary(VocabularyArgs),
+    /// Rotate the ledger's checkpoint signing key on the running server.
+    /// The new verifier key goes to stdout (give auditors it and the old
+    /// one: `<data>/ledger-keys.pub` on the server lists every key).
+    RotateSigningKey,
 }
 
 /// `ledger admin producer-key ...`.
@@ -348,6 +352,40 @@ pub async fn admin(client: &Client, command: AdminCommand, json: bool) -> anyhow
             let request = vocabulary_request(args)?;
             let change = admin.set_vocabulary(request).await?.into_inner();
             print_change(Some(&change), json)
+        }
+        AdminCommand::RotateSigningKey => {
+            let rotated = admin
+                .rotate_signing_key(proto::RotateSigningKeyRequest {})
+                .await?
+                .into_inner();
+            let Some(change) = rotated.change else {
+                bail!("the server answered without saying where the change was recorded");
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"rotation_seq": rotated.rotation_seq, "old_verifier_key": rotated.old_verifier_key,
+                        "new_verifier_key": rotated.new_verifier_key, "resumed": rotated.resumed,
+                        "seq": change.seq, "event_id": change.event_id, "policy_digest": change.policy_digest,
+                        "changes": change.changes})
+                );
+                return Ok(());
+            }
+            eprintln!(
+                "rotated the signing key{}: rotation record at seq {}, recorded at seq {} (event {})",
+                if rotated.resumed {
+                    " (finished an earlier rotation)"
+                } else {
+                    ""
+                },
+                rotated.rotation_seq,
+                change.seq,
+                change.event_id
+            );
+            eprintln!("retired: {}", rotated.old_verifier_key);
+            eprintln!("the new verifier key:");
+            println!("{}", rotated.new_verifier_key);
+            Ok(())
         }
     }
 }

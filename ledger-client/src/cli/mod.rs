@@ -135,8 +135,9 @@ enum Command {
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
     /// Access administration (needs admin): principals, API keys, grants,
-    /// producer keys, namespace policies and vocabularies. Every change is
-    /// appended to the ledger (stream ledger/admin) before it applies.
+    /// producer keys, namespace policies and vocabularies, and the ledger's
+    /// signing key. Every change is appended to the ledger (stream
+    /// ledger/admin).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Producer signing keys, made locally (no server).

@@ -24,6 +24,12 @@
 //! file whose digest differs from the last one recorded is appended as
 //! `admin.principals_file_loaded`, with the whole file described.
 //!
+//! Rotating the ledger's signing key ([`Admin::rotate_signing_key`]) is an
+//! admin change too, made under the same lock, but not to the file: the
+//! ledger's own `ledger.key_rotated` record (stream `ledger/keys`) is
+//! appended before the new key signs anything, and once the key files are
+//! in place `admin.signing_key_rotated` records who asked for it.
+//!
 //! Events hold names, grants, key ids, public keys, dates and digests:
 //! never a key's secret, hash or salt. `ledger` is a system namespace, so
 //! only `admin` on it can append there by hand.
@@ -31,9 +37,11 @@
 pub mod changes;
 pub mod service;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ledger_core::{AppendRequest, Event, Ledger, LedgerError};
+use ledger_verify::note::VerifierKey;
 use serde_json::{Value, json};
 use tonic::Status;
 
@@ -57,6 +65,37 @@ pub struct Recorded {
     pub digest: blake3::Hash,
     /// What changed.
     pub changes: Vec<String>,
+}
+
+/// Where the ledger's signing key lives (for [`Admin::rotate_signing_key`]).
+#[derive(Clone, Debug)]
+pub struct SigningKeyFiles {
+    /// The ledger's data directory (`ledger-keys.pub`, `retired-keys/`).
+    pub data_dir: PathBuf,
+    /// The signing key file in use.
+    pub key_file: PathBuf,
+}
+
+/// A signing key rotation, made or finished.
+#[derive(Clone, Debug)]
+pub struct SigningKeyRotated {
+    /// Seq of the `ledger.key_rotated` record.
+    pub rotation_seq: u64,
+    /// The retired key.
+    pub old_key: VerifierKey,
+    /// The key signing now.
+    pub new_key: VerifierKey,
+    /// Whether an earlier, unfinished rotation was finished.
+    pub resumed: bool,
+    /// Seq of the `admin.signing_key_rotated` event.
+    pub seq: u64,
+    /// Its event id.
+    pub event_id: uuid::Uuid,
+    /// What changed, as in the event.
+    pub changes: Vec<String>,
+    /// The principals file's last recorded digest (hex), carried forward
+    /// in the event; empty in development mode.
+    pub policy_digest: String,
 }
 
 /// Why an admin change was not made.
@@ -111,17 +150,20 @@ impl From<AdminError> for Status {
 pub struct Admin {
     ledger: Arc<Ledger>,
     auth: Arc<Authenticator>,
+    keys: SigningKeyFiles,
     /// Held for a whole change, and by the reload poll: one writer at a
     /// time inside this process (the file lock covers other processes).
     edits: tokio::sync::Mutex<()>,
 }
 
 impl Admin {
-    /// The admin side of `ledger` served with `auth`.
-    pub fn new(ledger: Arc<Ledger>, auth: Arc<Authenticator>) -> Admin {
+    /// The admin side of `ledger` served with `auth`, signing with the key
+    /// in `keys`.
+    pub fn new(ledger: Arc<Ledger>, auth: Arc<Authenticator>, keys: SigningKeyFiles) -> Admin {
         Admin {
             ledger,
             auth,
+            keys,
             edits: tokio::sync::Mutex::new(()),
         }
     }
@@ -220,6 +262,84 @@ impl Admin {
                 changes: lines,
             },
         ))
+    }
+
+    /// Rotates the ledger's signing key on the running ledger, for `actor`
+    /// (`ledgerd keys rotate` is the offline twin; both share
+    /// `crate::keys`). Under the admin lock:
+    ///
+    /// 1. an outside edit of the principals file not yet recorded is
+    ///    recorded, so the event below can carry the file's digest forward
+    ///    (the file itself does not change);
+    /// 2. a new key, named as the current one, is written to `<key>.new`
+    ///    (or the one there is taken: resuming);
+    /// 3. the ledger appends the `ledger.key_rotated` record and switches
+    ///    to the new key (`Ledger::rotate_signer`, `docs/FORMAT.md` §6.1);
+    /// 4. both verifier keys are published, the old key file retired and
+    ///    the new one installed (`crate::keys::install_new_key`);
+    /// 5. `admin.signing_key_rotated` is appended.
+    ///
+    /// A failure after 3 leaves the ledger signing with the new key; a
+    /// second call (or a restart, which finishes step 4 itself) completes
+    /// the rotation, and the second call records it.
+    pub async fn rotate_signing_key(&self, actor: &str) -> Result<SigningKeyRotated, AdminError> {
+        let _edits = self.edits.lock().await;
+        let policy_digest = if self.auth.path().is_some() {
+            self.record_outside_edit().await?;
+            let ledger = Arc::clone(&self.ledger);
+            tokio::task::spawn_blocking(move || last_recorded_digest(&ledger))
+                .await
+                .map_err(|e| AdminError::Task(e.to_string()))??
+        } else {
+            None
+        };
+        let (ledger, keys) = (Arc::clone(&self.ledger), self.keys.clone());
+        let (outcome, old_key, new_key, staged) = tokio::task::spawn_blocking(move || -> Result<_, AdminError> {
+            let current = ledger.verifier_key()?;
+            let (new, staged) = crate::keys::stage_new_key(&keys.key_file, &current.name)?;
+            let outcome = ledger.rotate_signer(Arc::new(new))?;
+            let (old_key, new_key) = outcome
+                .rotation
+                .verify()
+                .map_err(|e| AdminError::Ledger(LedgerError::Signer(e.to_string())))?;
+            crate::keys::install_new_key(&keys.data_dir, &keys.key_file, &old_key, &new_key)?;
+            Ok((outcome, old_key, new_key, staged))
+        })
+        .await
+        .map_err(|e| AdminError::Task(e.to_string()))??;
+        let resumed = staged || outcome.resumed;
+        let changes = vec![
+            format!("signing key {old_key} retired"),
+            format!(
+                "signing key {new_key} signs every tree past size {} (rotation record at seq {})",
+                outcome.seq + 1,
+                outcome.seq
+            ),
+        ];
+        let mut payload = json!({
+            "actor": actor,
+            "action": "signing_key_rotated",
+            "old_key": old_key.to_string(),
+            "new_key": new_key.to_string(),
+            "rotation_seq": outcome.seq,
+            "resumed": resumed,
+            "changes": changes,
+        });
+        if let (Some(digest), Some(fields)) = (&policy_digest, payload.as_object_mut()) {
+            fields.insert("policy_digest".to_string(), Value::String(digest.clone()));
+        }
+        let (seq, event_id) = self.append("admin.signing_key_rotated", &payload).await?;
+        tracing::info!(actor, seq, rotation_seq = outcome.seq, old_key = %old_key, new_key = %new_key, "signing key rotated");
+        Ok(SigningKeyRotated {
+            rotation_seq: outcome.seq,
+            old_key,
+            new_key,
+            resumed,
+            seq,
+            event_id,
+            changes,
+            policy_digest: policy_digest.unwrap_or_default(),
+        })
     }
 
     /// Reloads the file if it changed outside the service, recording the

@@ -1,6 +1,7 @@
 //! The `ledger.v1.Admin` gRPC service: each call checks its grant, then
 //! makes its change through [`Admin::change`], which records it in the
-//! ledger before it takes effect.
+//! ledger before it takes effect (a signing key rotation, through
+//! [`Admin::rotate_signing_key`]).
 
 use std::sync::Arc;
 
@@ -428,6 +429,32 @@ impl admin_server::Admin for AdminService {
                 })
                 .await?;
             Ok(Response::new(change(recorded)))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<proto::RotateSigningKeyRequest>,
+    ) -> Result<Response<proto::RotateSigningKeyResponse>, Status> {
+        let span = rpc_span("Admin.RotateSigningKey", &request);
+        async move {
+            let caller = Caller::of(&request)?;
+            require_admin(&caller)?;
+            let rotated = self.admin.rotate_signing_key(caller.name()).await?;
+            Ok(Response::new(proto::RotateSigningKeyResponse {
+                rotation_seq: rotated.rotation_seq,
+                old_verifier_key: rotated.old_key.to_string(),
+                new_verifier_key: rotated.new_key.to_string(),
+                change: Some(proto::AdminChange {
+                    seq: rotated.seq,
+                    event_id: rotated.event_id.to_string(),
+                    policy_digest: rotated.policy_digest,
+                    changes: rotated.changes,
+                }),
+                resumed: rotated.resumed,
+            }))
         }
         .instrument(span)
         .await
