@@ -209,8 +209,9 @@ fn wal_start(client: &mut Client) -> Option<f64> {
             "SELECT pg_stat_reset_shared('wal'), (pg_current_wal_lsn() - '0/0')::float8",
             &[],
         )
+        .ok()?
+        .try_get(1)
         .ok()
-        .map(|row| row.get(1))
 }
 
 /// The WAL counters since [`wal_start`]. Backends report their counters
@@ -225,9 +226,9 @@ fn wal_end(client: &mut Client, start_lsn: Option<f64>) -> Option<WalStats> {
         )
         .ok()?;
     Some(WalStats {
-        bytes: row.get::<_, f64>(0) - start_lsn,
-        syncs: row.get(1),
-        sync_ms: row.get(2),
+        bytes: row.try_get::<_, f64>(0).ok()? - start_lsn,
+        syncs: row.try_get(1).ok()?,
+        sync_ms: row.try_get(2).ok()?,
     })
 }
 
@@ -236,7 +237,7 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// One producer: its own connection, transactions of `per_txn` events
-/// until `deadline`. Events are numbered `first, first + stride, …` so
+/// for `seconds` after the barrier. Events are numbered `first, first + stride, …` so
 /// producers never share a probe-run number.
 fn produce(
     conn: &str,
@@ -261,8 +262,8 @@ fn produce(
         let started = Instant::now();
         let mut tx = client.transaction()?;
         let head = tx.query_one(&lock_head, &[])?;
-        let last_seq: i64 = head.get(0);
-        let mut prev = hash32(head.get(1), "chain_head.record_hash")?;
+        let last_seq: i64 = head.try_get(0)?;
+        let mut prev = hash32(head.try_get(1)?, "chain_head.record_hash")?;
         let mut prev_hashes = Vec::with_capacity(per_txn);
         let mut hashes = Vec::with_capacity(per_txn);
         for (i, row) in rows.iter_mut().enumerate() {
@@ -317,19 +318,19 @@ fn verify(client: &mut Client, acknowledged: u64) -> anyhow::Result<Duration> {
     let started = Instant::now();
     // Nothing writes while we check: read the head first.
     let head = client.query_one("SELECT last_seq, record_hash FROM chain_head", &[])?;
-    let head_seq: i64 = head.get(0);
-    let head_hash = hash32(head.get(1), "chain_head.record_hash")?;
+    let head_seq: i64 = head.try_get(0)?;
+    let head_hash = hash32(head.try_get(1)?, "chain_head.record_hash")?;
     let mut prev = GENESIS;
     let mut n_records: u64 = 0;
     let mut rows = client.query_raw(READ_CHAIN, std::iter::empty::<&dyn postgres::types::ToSql>())?;
     while let Some(stored) = rows.next()? {
         let row = Row {
-            seq: stored.get(0),
-            id: stored.get(1),
-            stream: stored.get(2),
-            event_type: stored.get(3),
-            occurred_at_us: from_system_time(stored.get(4)),
-            payload: stored.get(5),
+            seq: stored.try_get(0)?,
+            id: stored.try_get(1)?,
+            stream: stored.try_get(2)?,
+            event_type: stored.try_get(3)?,
+            occurred_at_us: from_system_time(stored.try_get(4)?),
+            payload: stored.try_get(5)?,
         };
         let seq = row.seq;
         ensure!(seq == n_records as i64 + 1, "seq {seq} follows {n_records}");
@@ -338,13 +339,13 @@ fn verify(client: &mut Client, acknowledged: u64) -> anyhow::Result<Duration> {
             "seq {seq}: payload of {} bytes",
             row.payload.len()
         );
-        let prev_hash = hash32(stored.get(6), "prev_hash")?;
+        let prev_hash = hash32(stored.try_get(6)?, "prev_hash")?;
         ensure!(
             prev_hash == prev,
             "seq {seq}: prev_hash does not match the previous record_hash"
         );
         let expected = record_hash(&prev, &row);
-        let stored_hash = hash32(stored.get(7), "record_hash")?;
+        let stored_hash = hash32(stored.try_get(7)?, "record_hash")?;
         ensure!(stored_hash == expected, "seq {seq}: record_hash does not recompute");
         prev = expected;
         n_records += 1;
@@ -417,7 +418,7 @@ fn workload(conn: &str, producers: usize, per_txn: usize, seconds: f64) -> anyho
 fn server_settings(conn: &str) -> anyhow::Result<String> {
     let mut client = Client::connect(conn, NoTls).context("connect")?;
     let mut show =
-        |name: &str| -> anyhow::Result<String> { Ok(client.query_one(&format!("SHOW {name}"), &[])?.get(0)) };
+        |name: &str| -> anyhow::Result<String> { Ok(client.query_one(&format!("SHOW {name}"), &[])?.try_get(0)?) };
     let version = show("server_version")?;
     let fsync = show("fsync")?;
     let synchronous_commit = show("synchronous_commit")?;
