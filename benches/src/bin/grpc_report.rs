@@ -12,6 +12,11 @@
 //!   `UNARY_BATCH` events, paced to half the 8-producer streaming rate.
 //!
 //! Every run uses a fresh ledger in a fresh temp dir, fsync on.
+//!
+//! `--peer [--events N] [--tsv FILE]` runs only the streaming rows with 1
+//! and 8 producers, on more events (1 M, 200 k with `--quick`), for
+//! `benches/pg/run.sh`, which sets them beside the PostgreSQL peer
+//! (`pg_peer`) measured in the same run.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -369,10 +374,73 @@ fn unary_only() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The value after `flag` on the command line, if any.
+fn flag_value(flag: &str) -> anyhow::Result<Option<String>> {
+    let mut args = std::env::args().skip_while(|a| a != flag);
+    match args.next() {
+        None => Ok(None),
+        Some(_) => Ok(Some(args.next().with_context(|| format!("{flag} needs a value"))?)),
+    }
+}
+
+/// `--peer`: AppendStream with 1 and 8 producers, batches of [`BATCH`], as
+/// a table and, with `--tsv FILE`, as tab-separated lines appended to FILE
+/// in `pg_peer`'s format (`ours`, workload, producers, events per request,
+/// events, seconds, events/s, ack p50 ms, ack p99 ms).
+fn peer_rows(quick: bool) -> anyhow::Result<()> {
+    let events: usize = match flag_value("--events")? {
+        Some(n) => n.parse().context("--events")?,
+        None if quick => 200_000,
+        None => 1_000_000,
+    };
+    let requests = (events / BATCH).max(8);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut source = EventSource::default();
+    println!(
+        "gRPC ingest over loopback: {} events of 256 B per workload, batches of {BATCH}, {WINDOW} requests in flight per producer; fsync on",
+        requests * BATCH
+    );
+    println!();
+    println!("| workload | events/s | ack p50 ms | ack p99 ms | ack max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut tsv = String::new();
+    for producers in [1usize, 8] {
+        let outcome = runtime.block_on(streaming(producers, wire_requests(&mut source, requests, BATCH)))?;
+        println!(
+            "| gRPC AppendStream, {producers} producer(s), batch {BATCH} | {} | {:.2} | {:.2} | {:.2} |",
+            k(outcome.rate()),
+            outcome.ms(0.5),
+            outcome.ms(0.99),
+            outcome.latency_us.max() as f64 / 1000.0
+        );
+        tsv.push_str(&format!(
+            "ours\tstreaming\t{producers}\t{BATCH}\t{}\t{:.3}\t{:.1}\t{:.3}\t{:.3}\n",
+            outcome.events,
+            outcome.elapsed.as_secs_f64(),
+            outcome.rate(),
+            outcome.ms(0.5),
+            outcome.ms(0.99)
+        ));
+    }
+    if let Some(path) = flag_value("--tsv")? {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("open {path}"))?;
+        file.write_all(tsv.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--unary") {
         return unary_only();
+    }
+    if std::env::args().any(|a| a == "--peer") {
+        return peer_rows(quick);
     }
     let events: usize = if quick { 20_000 } else { 200_000 };
     let requests = events / BATCH;
