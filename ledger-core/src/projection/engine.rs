@@ -702,12 +702,11 @@ impl Projections {
         // sled's default page cache is 1 GiB; the state lives in memory in
         // the projections themselves, so the store only needs to cache
         // what a flush touches.
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.as_ref())
             .cache_capacity(PROJECTION_STORE_CACHE)
-            .flush_every_ms(Some(PROJECTION_STORE_FSYNC_MS))
-            .open()
-            .map_err(store_err)?;
+            .flush_every_ms(Some(PROJECTION_STORE_FSYNC_MS));
+        let db = crate::store::open_sled(&config).map_err(store_err)?;
         let inner = Arc::new(Inner {
             ledger,
             db,

@@ -11,6 +11,30 @@ mod sled_store;
 
 pub use sled_store::SledStore;
 
+/// How long [`open_sled`] waits for a store this process just closed.
+const SLED_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens a sled database, waiting (up to 5 s) while its file lock is
+/// still held. sled releases the lock only when the last of its internal
+/// references drops, which its I/O threads may still hold for a moment
+/// after the `Db` itself was dropped: reopening a store this process just
+/// closed (a restart in place, a test) would otherwise fail at random.
+/// Another process holding it gets the same error after the wait.
+pub(crate) fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + SLED_RELEASE_WAIT;
+    loop {
+        match config.open() {
+            // sled reports it as `Other` with this text (config.rs).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 use ledger_verify::Hash;
 
 use crate::error::Result;
@@ -70,4 +94,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn clear(&self) -> Result<()>;
     /// Writes buffered state to disk (not needed for correctness).
     fn flush(&self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopening_waits_for_a_store_still_being_released() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let config = sled::Config::new().path(dir.path().join("db"));
+        let held = open_sled(&config)?;
+        // Without the wait this fails at once: the lock is held.
+        assert!(config.open().is_err());
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        let reopened = open_sled(&config)?;
+        reopened.insert(b"k", b"v")?;
+        release.join().map_err(|_| "release thread panicked")?;
+        Ok(())
+    }
 }

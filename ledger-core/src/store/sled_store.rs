@@ -111,13 +111,13 @@ impl SledStore {
                 .cache_capacity(64 * 1024 * 1024)
                 .flush_every_ms(Some(1000))
         };
-        let db = match config().open() {
+        let db = match super::open_sled(&config()) {
             Ok(db) => db,
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "index store unreadable; rebuilding it from the log");
                 std::fs::remove_dir_all(path)
                     .map_err(|e| LedgerError::io(format!("removing broken index store {}", path.display()), e))?;
-                config().open().map_err(store_err)?
+                super::open_sled(&config()).map_err(store_err)?
             }
         };
         Ok(SledStore { db })
