@@ -552,8 +552,9 @@ fn endpoint_of(endpoint: &str) -> Result<Endpoint> {
         })
 }
 
-/// An error with its causes, on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error with its causes, on one line (tonic's transport errors say
+/// only "transport error" themselves).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

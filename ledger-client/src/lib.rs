@@ -30,7 +30,8 @@ mod error;
 pub mod sign;
 
 pub use client::{
-    ApiKey, AppendReceipts, AppendSink, AuthChannel, Client, DEFAULT_SERVER, RetryPolicy, is_transient, retry_after,
+    ApiKey, AppendReceipts, AppendSink, AuthChannel, Client, DEFAULT_SERVER, RetryPolicy, error_chain, is_transient,
+    retry_after,
 };
 pub use error::{ClientError, Result, code_name};
 pub use sign::ProducerKey;

@@ -215,19 +215,6 @@ fn tls_config(files: &crate::config::TlsFiles) -> Result<tonic::transport::Serve
         .client_auth_optional(true))
 }
 
-/// An error with its causes, on one line (tonic's transport error says
-/// only "transport error" itself).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Serves an already open ledger (which the caller closes).
 pub async fn serve(
     listener: TcpListener,
@@ -332,7 +319,7 @@ pub async fn serve(
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
-            .map_err(|e| ServerError::Config(format!("tls: {}", error_chain(&e))))?;
+            .map_err(|e| ServerError::Config(format!("tls: {}", ledger_client::error_chain(&e))))?;
         match config.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
             Some(client_ca) => {
                 tracing::info!(client_ca = %client_ca.display(), "TLS on, client certificates verified against the client CA (optional)");

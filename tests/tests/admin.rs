@@ -35,8 +35,8 @@ async fn start(dir: &Path) -> anyhow::Result<(TestServer, String)> {
     Ok((TestServer::start(config).await?, key))
 }
 
-/// The admin events, as (seq, type, payload).
-async fn admin_events(client: &Client) -> anyhow::Result<Vec<(u64, String, Value)>> {
+/// The admin events, as (seq, type, payload) (shared with `rotate_online`).
+pub(crate) async fn admin_events(client: &Client) -> anyhow::Result<Vec<(u64, String, Value)>> {
     let mut stream = client
         .read(proto::ReadRequest {
             stream: ADMIN_STREAM.to_string(),

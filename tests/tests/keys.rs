@@ -14,7 +14,8 @@ use ledger_verify::note::{NoteSignature, VerifierKey, open_note};
 use ledger_verify::rotation::{KEY_ROTATED, KEYS_STREAM, KeyRotation};
 use tokio_stream::StreamExt as _;
 
-fn incident(id: &str) -> Vec<proto::Event> {
+/// An incident opened and resolved (shared with `rotate_online`).
+pub(crate) fn incident(id: &str) -> Vec<proto::Event> {
     ["incident.opened", "incident.resolved"]
         .iter()
         .map(|t| {
@@ -24,8 +25,9 @@ fn incident(id: &str) -> Vec<proto::Event> {
         .collect()
 }
 
-async fn bundle_of(server: &TestServer, id: &str) -> anyhow::Result<Vec<u8>> {
-    let client = server.client().await?;
+/// Appends incident `id` and returns the bytes of a bundle of it (shared
+/// with `rotate_online`).
+pub(crate) async fn bundle_of(client: &ledger_client::Client, id: &str) -> anyhow::Result<Vec<u8>> {
     client
         .append(proto::AppendRequest {
             events: incident(id),
@@ -56,7 +58,9 @@ async fn rotated_keys_are_recorded_and_old_bundles_keep_verifying() {
     let old_key = ledger_tests::test_signer().unwrap().verifier_key().unwrap();
 
     let server = TestServer::start(server_config(dir.path()).unwrap()).await.unwrap();
-    let before = bundle_of(&server, "INC-2026-0100").await.unwrap();
+    let before = bundle_of(&server.client().await.unwrap(), "INC-2026-0100")
+        .await
+        .unwrap();
     // While ledgerd runs, the directory is locked: no rotation.
     let output = rotate(dir.path()).unwrap();
     assert!(!output.status.success());
@@ -98,7 +102,9 @@ async fn rotated_keys_are_recorded_and_old_bundles_keep_verifying() {
     assert_eq!(rotation.verify().unwrap(), (old_key.clone(), new_key.clone()));
 
     // Old bundle: old key. New bundle: new key. Both keys: both.
-    let after = bundle_of(&server, "INC-2026-0101").await.unwrap();
+    let after = bundle_of(&server.client().await.unwrap(), "INC-2026-0101")
+        .await
+        .unwrap();
     server.stop().await.unwrap();
     let with = |keys: &[VerifierKey], bytes: &[u8]| {
         verify_bundle(
@@ -164,7 +170,9 @@ async fn running_it_again_finishes_an_interrupted_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let config = server_config(dir.path()).unwrap();
     let server = TestServer::start(config.clone()).await.unwrap();
-    bundle_of(&server, "INC-2026-0110").await.unwrap();
+    bundle_of(&server.client().await.unwrap(), "INC-2026-0110")
+        .await
+        .unwrap();
     server.stop().await.unwrap();
 
     let data = config.data_dir.clone();

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::admin::admin_events;
+use crate::keys::{bundle_of, incident};
 use anyhow::{Context as _, ensure};
 use chrono::Utc;
 use ledger_client::{Client, proto};
@@ -17,9 +19,6 @@ use ledger_server::auth::{Grant, Principals};
 use ledger_tests::server::{TestServer, server_config};
 use ledger_verify::bundle::{BundleError, VerifyOptions, verify_bundle};
 use ledger_verify::note::{VerifierKey, open_checkpoint};
-use serde_json::Value;
-
-const ADMIN_STREAM: &str = "ledger/admin";
 
 /// A server with principals `root` (`*:admin`) and `producer`
 /// (`ops-hub:append`); returns it and both keys.
@@ -44,35 +43,6 @@ async fn restart(dir: &Path) -> anyhow::Result<TestServer> {
     TestServer::start(config).await
 }
 
-fn incident(id: &str) -> Vec<proto::Event> {
-    ["incident.opened", "incident.resolved"]
-        .iter()
-        .map(|t| {
-            let payload = serde_json::json!({"incident_id": id, "severity": "SEV3", "title": "x", "service": "s"});
-            ledger_client::event(format!("incident/{id}"), *t, payload.to_string().into_bytes())
-        })
-        .collect()
-}
-
-/// Appends incident `id` and returns the bytes of a bundle of it.
-async fn bundle_of(client: &Client, id: &str) -> anyhow::Result<Vec<u8>> {
-    client
-        .append(proto::AppendRequest {
-            events: incident(id),
-            ..Default::default()
-        })
-        .await?;
-    let created = client
-        .create_bundle(proto::CreateBundleRequest {
-            selector: [("incident".to_string(), id.to_string())].into(),
-            ..Default::default()
-        })
-        .await?;
-    let mut bytes = Vec::new();
-    client.get_bundle(&created.bundle_id, &mut bytes).await?;
-    Ok(bytes)
-}
-
 fn verify(bytes: &[u8], keys: &[VerifierKey]) -> Result<ledger_verify::bundle::Verified, BundleError> {
     verify_bundle(
         bytes,
@@ -85,22 +55,6 @@ fn verify(bytes: &[u8], keys: &[VerifierKey]) -> Result<ledger_verify::bundle::V
 
 fn signed_by(note: &str, key: &VerifierKey) -> bool {
     open_checkpoint(note, std::slice::from_ref(key)).is_ok()
-}
-
-/// The admin events, as (seq, type, payload).
-async fn admin_events(client: &Client) -> anyhow::Result<Vec<(u64, String, Value)>> {
-    let mut stream = client
-        .read(proto::ReadRequest {
-            stream: ADMIN_STREAM.to_string(),
-            ..Default::default()
-        })
-        .await?;
-    let mut events = Vec::new();
-    while let Some(record) = stream.message().await? {
-        let event = record.event.context("record without event")?;
-        events.push((record.seq, event.r#type, serde_json::from_slice(&event.payload)?));
-    }
-    Ok(events)
 }
 
 async fn rotate(client: &Client) -> anyhow::Result<proto::RotateSigningKeyResponse> {
