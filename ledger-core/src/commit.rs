@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::checkpoint::{SignedCheckpoint, sign_checkpoint};
 use crate::error::{LedgerError, Result};
 use crate::event::{ExpectedVersion, PreparedEvent, Receipt};
-use crate::ids::{IdMap, KeyedHash};
+use crate::ids::{IdMap, IdReader, KeyedHash};
 use crate::ledger::Shared;
 use crate::reader::read_one;
 use crate::segment::file::{SegmentHeader, create_segment};
@@ -165,10 +165,7 @@ impl Writer {
         {
             // One read lock for the whole group: only this thread changes
             // the ids, and it does so below, after the fsync.
-            let ids = match shared.ids.read() {
-                Ok(ids) => ids,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let ids = shared.ids.reader();
             for command in group {
                 let Command {
                     events,
@@ -252,16 +249,9 @@ impl Writer {
         self.next_seq = group_start_seq + staged.len() as u64;
         self.last_hash = checkpoint.chain_head;
         self.last_recorded_at_ns = recorded_at_ns;
-        {
-            let mut ids = match shared.ids.write() {
-                Ok(ids) => ids,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            ids.reserve(staged.len());
-            for record in staged.iter() {
-                ids.insert(record.header.event.id, record.header.seq);
-            }
-        }
+        shared
+            .ids
+            .insert_all(staged.iter().map(|record| (record.header.event.id, record.header.seq)));
         if let Ok(mut log) = shared.log.write()
             && let Some(segment) = log.segments.last_mut()
         {
@@ -331,20 +321,20 @@ impl Writer {
         events: Vec<PreparedEvent>,
         expected: ExpectedVersion,
         recorded_at_ns: i64,
-        ids: &IdMap<u64>,
+        ids: &IdReader<'_>,
         scratch: &mut Scratch,
         frontier: &mut Frontier,
         nodes: &mut Vec<TreeNode>,
     ) -> Result<Pending> {
         // Idempotency: which ids are already in the log (or this group)?
         // Two in-memory lookups per event; only a hit reads the log.
-        let n_known = events
-            .iter()
-            .filter(|event| {
-                let id = &event.header.id;
-                scratch.group_ids.get(id).is_some() || ids.get(id).is_some()
-            })
-            .count();
+        let mut n_known = 0;
+        for event in &events {
+            let id = &event.header.id;
+            if scratch.group_ids.get(id).is_some() || ids.get(id)?.is_some() {
+                n_known += 1;
+            }
+        }
         if n_known > 0 {
             return self.duplicates(&events, n_known, ids, scratch).map(Pending::Duplicate);
         }
@@ -439,7 +429,7 @@ impl Writer {
         &self,
         events: &[PreparedEvent],
         n_known: usize,
-        ids: &IdMap<u64>,
+        ids: &IdReader<'_>,
         scratch: &Scratch,
     ) -> Result<Vec<Receipt>> {
         let mut receipts = Vec::with_capacity(events.len());
@@ -467,12 +457,12 @@ impl Writer {
     }
 
     /// An id's existing record: in this group, or in the log.
-    fn find_existing(&self, id: &[u8; 16], ids: &IdMap<u64>, scratch: &Scratch) -> Result<Option<(u64, RecordHeader)>> {
+    fn find_existing(&self, id: &[u8; 16], ids: &IdReader<'_>, scratch: &Scratch) -> Result<Option<(u64, RecordHeader)>> {
         if let Some(i) = scratch.group_ids.get(id) {
             let staged = &scratch.staged[i];
             return Ok(Some((staged.header.seq, staged.header.clone())));
         }
-        let Some(seq) = ids.get(id) else { return Ok(None) };
+        let Some(seq) = ids.get(id)? else { return Ok(None) };
         let record = read_one(&self.shared.log, seq, self.next_seq)?;
         Ok(Some((seq, record.header)))
     }

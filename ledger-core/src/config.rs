@@ -27,6 +27,10 @@ pub struct LedgerConfig {
     /// Most appended-but-not-yet-indexed events before appends wait for the
     /// indexer: bounds memory when the index store is slower than the log.
     pub max_unindexed_events: usize,
+    /// Event ids the id index holds in memory before it writes them out as
+    /// a sorted run file (ids in runs cost ~1.3 bytes of memory each; see
+    /// `ARCHITECTURE.md`). Lower means less memory and more run files.
+    pub id_memtable_ids: usize,
     /// Requests queued for the writer before callers block (back-pressure).
     pub queue_depth: usize,
     /// Skip fdatasync. Only for benchmarks that measure the cost of the
@@ -47,6 +51,7 @@ impl Default for LedgerConfig {
             max_batch_events: 10_000,
             max_group_events: 16_384,
             max_unindexed_events: 1_000_000,
+            id_memtable_ids: crate::ids::DEFAULT_MEMTABLE_IDS,
             queue_depth: 1024,
             unsafe_no_sync: false,
             secret_scan: ScanConfig::default(),

@@ -28,7 +28,7 @@ use crate::commit::{AppendOutcome, Command, Writer};
 use crate::config::LedgerConfig;
 use crate::error::{LedgerError, Result};
 use crate::event::{AppendRequest, prepare, timestamp_ns};
-use crate::ids::IdMap;
+use crate::ids::{IdIndex, IdIndexStats};
 use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
 use crate::reader::{read_one, read_range, scan_chunks};
@@ -67,7 +67,7 @@ pub(crate) struct Shared {
     /// Event id → seq of every committed record (and, between the fsync
     /// and the publish of a group, of that group: readers bound by the
     /// committed length). Only the writer changes it after open.
-    pub(crate) ids: RwLock<IdMap<u64>>,
+    pub(crate) ids: IdIndex,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) index: Arc<IndexState>,
     /// The key that signs checkpoints and bundles. Only the writer thread
@@ -203,7 +203,10 @@ impl Ledger {
         let store: Arc<dyn Store> = Arc::new(store);
         let saved = load_saved_checkpoint(&dir, &identity, signer.as_ref())?;
         let saved_size = saved.as_ref().map_or(0, |c| c.size);
-        let (scan, frontier, ids) = recover(&log_dir, &identity, store.as_ref(), saved_size)?;
+        let ids_dir = dir.join("ids");
+        let (scan, frontier, ids) = recover(&log_dir, &identity, store.as_ref(), saved_size, || {
+            IdIndex::create(&ids_dir, config.id_memtable_ids)
+        })?;
         if let Some(saved) = saved {
             check_saved_checkpoint(&saved, &identity, &log_dir, &scan, store.as_ref())?;
         }
@@ -247,7 +250,7 @@ impl Ledger {
             log_dir,
             identity,
             log,
-            ids: RwLock::new(ids),
+            ids,
             store: Arc::clone(&store),
             index: Arc::clone(&index_state),
             signer: RwLock::new(Arc::clone(&signer)),
@@ -510,14 +513,16 @@ impl Ledger {
     /// The record of an event id, if any.
     pub fn get_by_id(&self, id: Uuid) -> Result<Option<Record>> {
         let committed = self.len();
-        let seq = match self.shared.ids.read() {
-            Ok(ids) => ids.get(id.as_bytes()),
-            Err(poisoned) => poisoned.into_inner().get(id.as_bytes()),
-        };
+        let seq = self.shared.ids.reader().get(id.as_bytes())?;
         match seq {
             Some(seq) if seq < committed => Ok(Some(self.read(seq)?)),
             _ => Ok(None),
         }
+    }
+
+    /// What the event-id index holds in memory and in run files now.
+    pub fn id_index_stats(&self) -> IdIndexStats {
+        self.shared.ids.stats()
     }
 
     /// Up to `limit` records of `stream` from `from_version`.
@@ -638,6 +643,7 @@ impl Ledger {
         for thread in threads {
             let _ = thread.join();
         }
+        self.shared.ids.close();
         self.save_checkpoint()
     }
 }
@@ -801,14 +807,15 @@ fn recover(
     identity: &LedgerIdentity,
     store: &dyn Store,
     signed_len: u64,
-) -> Result<(ScanOutcome, Frontier, IdMap<u64>)> {
+    new_ids: impl Fn() -> Result<IdIndex>,
+) -> Result<(ScanOutcome, Frontier, IdIndex)> {
     let mut disagrees = false;
-    match recover_pass(log_dir, identity, store, signed_len, &mut disagrees) {
+    match recover_pass(log_dir, identity, store, signed_len, new_ids()?, &mut disagrees) {
         Err(_) if disagrees => {
             tracing::warn!("index store disagrees with the log; rebuilding it");
             store.clear()?;
             store.set_identity(&store_identity(identity))?;
-            recover_pass(log_dir, identity, store, signed_len, &mut disagrees)
+            recover_pass(log_dir, identity, store, signed_len, new_ids()?, &mut disagrees)
         }
         other => other,
     }
@@ -819,15 +826,14 @@ fn recover_pass(
     identity: &LedgerIdentity,
     store: &dyn Store,
     signed_len: u64,
+    ids: IdIndex,
     disagrees: &mut bool,
-) -> Result<(ScanOutcome, Frontier, IdMap<u64>)> {
+) -> Result<(ScanOutcome, Frontier, IdIndex)> {
     const APPLY_EVERY: usize = 16_384;
     let indexed_len = store.log_len()?;
     let mut frontier = Frontier::new(identity.tree_hash);
-    let mut ids = IdMap::new();
     let mut pending = IndexBatch::default();
     let mut on_batch = |records: &[crate::segment::recovery::ScannedRecord]| -> Result<()> {
-        ids.reserve(records.len());
         for record in records {
             if let Some(first) = ids.insert_first(record.id, record.seq) {
                 // The writer never does this; the first record is the one

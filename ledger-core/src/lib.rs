@@ -38,6 +38,7 @@ pub use commit::AppendOutcome;
 pub use config::LedgerConfig;
 pub use error::{LedgerError, Result};
 pub use event::{AppendRequest, Event, ExpectedVersion, Receipt};
+pub use ids::IdIndexStats;
 pub use ledger::{CheckedBatch, Ledger, LedgerIdentity, PendingAppend};
 pub use ledger_verify::record::{Metadata, ProducerSignature};
 pub use ledger_verify::{Hash, HashAlg};

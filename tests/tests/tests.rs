@@ -18,6 +18,7 @@ mod digest_vector;
 mod fanout;
 mod grpc;
 mod grpc_kill;
+mod id_index;
 mod keys;
 mod mtls;
 mod producer;

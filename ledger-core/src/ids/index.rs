@@ -1,0 +1,424 @@
+//! The event-id index: event id → seq of every committed record, in memory
+//! only for the most recent ids.
+//!
+//! Why not one map of every id: at 28–57 bytes per record it was most of
+//! the server's memory after a few million events (0.6–1.1 GB per 20 M),
+//! and it grows forever. Why not sled: one sled key per record capped the
+//! indexer at 60–70 k records/s (BENCHMARKS.md). So a small log-structured
+//! merge index of our own:
+//!
+//! - a **memtable** ([`IdMap`]) takes each group's ids after its fsync;
+//! - when it holds `memtable_limit` ids it is written out, sorted, as a
+//!   **run** file (`run.rs`) and emptied: ~1.3 bytes per id stay in memory
+//!   (a Bloom filter, block fences);
+//! - a **compactor** thread merges the newest two runs whenever the older
+//!   is at most twice the newer, so there are about log2(records / limit)
+//!   runs and a new id costs one filter probe per run.
+//!
+//! A lookup checks the runs oldest first, then the memtable, and returns
+//! the first hit: an id's first record is its original (the writer never
+//! records an id twice; only a damaged log could).
+//!
+//! Nothing here is durable. The directory is emptied and the index rebuilt
+//! from the log by the open scan, which decodes every record anyway, so a
+//! crash can leave no stale or half-written run behind that matters.
+//!
+//! Concurrency: one mutator at a time (the open scan, then the writer
+//! thread), enforced by a mutex; readers take the state's read lock, and a
+//! run being written is not visible until it replaces the memtable's ids.
+
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, mpsc};
+use std::thread::JoinHandle;
+
+use super::run::Run;
+use super::{IdKey, IdMap, KeyedHash};
+use crate::error::{LedgerError, Result};
+
+/// Default ids held in memory before a run is written: 7/8 of 2^19 slots,
+/// so the memtable's table (~13 MiB) never grows.
+pub(crate) const DEFAULT_MEMTABLE_IDS: usize = 458_752;
+
+/// The index. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct IdIndex {
+    shared: Arc<Shared>,
+    /// Serialises mutators (the open scan, then the writer).
+    mutating: Mutex<()>,
+    compactor: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    key: KeyedHash,
+    memtable_limit: usize,
+    /// Run file names: a per-index random prefix, so a compactor of an
+    /// earlier open of the same directory can never touch this one's files.
+    file_prefix: u64,
+    next_file: AtomicU64,
+    state: RwLock<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    memtable: IdMap<u64>,
+    /// Oldest first.
+    runs: Vec<Arc<Run>>,
+    /// A run that failed to write is retried once the memtable has grown
+    /// by another `memtable_limit` ids (it keeps every id meanwhile).
+    flush_at: usize,
+}
+
+/// Sizes of the event-id index ([`crate::Ledger::id_index_stats`]): what it
+/// holds in memory and on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdIndexStats {
+    /// Ids in the in-memory table (written out at `id_memtable_ids`).
+    pub memtable_ids: usize,
+    /// Run files.
+    pub runs: usize,
+    /// Ids in run files.
+    pub run_ids: usize,
+    /// Memory the runs hold (Bloom filters and block fences), in bytes.
+    pub run_memory_bytes: usize,
+}
+
+impl IdIndex {
+    /// An empty index in `dir`, which is emptied first (whatever an earlier
+    /// open left there is rebuilt from the log).
+    pub(crate) fn create(dir: &Path, memtable_limit: usize) -> Result<IdIndex> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LedgerError::io(format!("emptying {}", dir.display()), e)),
+        }
+        std::fs::create_dir_all(dir).map_err(|e| LedgerError::io(format!("creating {}", dir.display()), e))?;
+        let memtable_limit = memtable_limit.max(1);
+        let key = KeyedHash::random();
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            key,
+            memtable_limit,
+            file_prefix: key.hash_one(IdKey([0x5a; 16])),
+            next_file: AtomicU64::new(0),
+            state: RwLock::new(State {
+                memtable: IdMap::with_capacity(memtable_limit),
+                runs: Vec::new(),
+                flush_at: memtable_limit,
+            }),
+        });
+        let (tx, rx) = mpsc::channel();
+        let compactor_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("ledger-id-compactor".to_string())
+            .spawn(move || compact(&compactor_shared, &rx))
+            .map_err(|e| LedgerError::io("spawning the id compactor thread", e))?;
+        Ok(IdIndex {
+            shared,
+            mutating: Mutex::new(()),
+            compactor: Mutex::new(Some((tx, thread))),
+        })
+    }
+
+    /// A consistent view for lookups, held for as long as the caller needs
+    /// one (the writer: one group's state checks).
+    pub(crate) fn reader(&self) -> IdReader<'_> {
+        IdReader {
+            state: match self.shared.state.read() {
+                Ok(state) => state,
+                Err(poisoned) => poisoned.into_inner(),
+            },
+            key: &self.shared.key,
+        }
+    }
+
+    /// Adds one id unless the memtable already holds it; returns the seq it
+    /// already had there. For the open scan: it only notices a repeat
+    /// within the memtable's window, which is enough to warn about a
+    /// damaged log without a lookup per record.
+    pub(crate) fn insert_first(&self, id: [u8; 16], seq: u64) -> Option<u64> {
+        let _mutating = self.lock_mutating();
+        let first = self.write_state().memtable.insert_first(id, seq);
+        self.maybe_flush();
+        first
+    }
+
+    /// Adds a committed group's ids (the writer, after the fsync).
+    pub(crate) fn insert_all(&self, ids: impl Iterator<Item = ([u8; 16], u64)>) {
+        let _mutating = self.lock_mutating();
+        {
+            let mut state = self.write_state();
+            state.memtable.reserve(ids.size_hint().0);
+            for (id, seq) in ids {
+                state.memtable.insert(id, seq);
+            }
+        }
+        self.maybe_flush();
+    }
+
+    /// Sizes now.
+    pub(crate) fn stats(&self) -> IdIndexStats {
+        let state = self.reader().state;
+        IdIndexStats {
+            memtable_ids: state.memtable.len(),
+            runs: state.runs.len(),
+            run_ids: state.runs.iter().map(|run| run.count()).sum(),
+            run_memory_bytes: state.runs.iter().map(|run| run.memory_bytes()).sum(),
+        }
+    }
+
+    /// Stops the compactor (an unfinished merge is abandoned; its file is
+    /// removed with the directory at the next open).
+    pub(crate) fn close(&self) {
+        let compactor = match self.compactor.lock() {
+            Ok(mut compactor) => compactor.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some((tx, thread)) = compactor {
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
+
+    /// Waits until no merge is pending (tests: a deterministic run count).
+    #[cfg(test)]
+    pub(crate) fn settle(&self) {
+        while pick_pair(&self.shared).is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn lock_mutating(&self) -> std::sync::MutexGuard<'_, ()> {
+        match self.mutating.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        match self.shared.state.write() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Writes the memtable out as a run once it is full. The memtable keeps
+    /// answering lookups while the run is sorted and written (only the
+    /// caller, the one mutator, could change it), and is emptied in the same
+    /// write-locked step that makes the run visible.
+    fn maybe_flush(&self) {
+        let mut entries: Vec<([u8; 16], u64)> = {
+            let state = self.reader().state;
+            if state.memtable.len() < state.flush_at {
+                return;
+            }
+            state.memtable.iter().collect()
+        };
+        entries.sort_unstable();
+        let path = self.shared.new_path();
+        match Run::write(path.clone(), &entries, &self.shared.key) {
+            Ok(run) => {
+                let mut state = self.write_state();
+                state.runs.push(Arc::new(run));
+                state.memtable.clear();
+                state.flush_at = self.shared.memtable_limit;
+                drop(state);
+                if let Ok(compactor) = self.compactor.lock()
+                    && let Some((tx, _)) = compactor.as_ref()
+                {
+                    let _ = tx.send(());
+                }
+            }
+            Err(err) => {
+                let _ = std::fs::remove_file(&path);
+                let mut state = self.write_state();
+                state.flush_at = state.memtable.len() + self.shared.memtable_limit;
+                tracing::warn!(error = %err, path = %path.display(), ids = entries.len(), "could not write an id index run; keeping its ids in memory");
+            }
+        }
+    }
+}
+
+impl Drop for IdIndex {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    fn new_path(&self) -> PathBuf {
+        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{:016x}-{n:08}.run", self.file_prefix))
+    }
+}
+
+/// A read-locked view of the index.
+pub(crate) struct IdReader<'a> {
+    state: RwLockReadGuard<'a, State>,
+    key: &'a KeyedHash,
+}
+
+impl IdReader<'_> {
+    /// The seq of `id`'s record, if it has one.
+    pub(crate) fn get(&self, id: &[u8; 16]) -> Result<Option<u64>> {
+        if !self.state.runs.is_empty() {
+            let hash = self.key.hash_one(IdKey(*id));
+            for run in &self.state.runs {
+                let found = run
+                    .get(hash, id)
+                    .map_err(|e| LedgerError::io(format!("reading the id index run {}", run.path().display()), e))?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(self.state.memtable.get(id))
+    }
+}
+
+/// The newest adjacent pair of runs to merge: the older at most twice the
+/// newer, which keeps run sizes falling geometrically from oldest to newest.
+fn pick_pair(shared: &Shared) -> Option<(Arc<Run>, Arc<Run>)> {
+    let state = match shared.state.read() {
+        Ok(state) => state,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    state
+        .runs
+        .windows(2)
+        .rev()
+        .find(|pair| pair[0].count() <= 2 * pair[1].count())
+        .map(|pair| (Arc::clone(&pair[0]), Arc::clone(&pair[1])))
+}
+
+/// The compactor thread: merges until no pair qualifies, then waits for the
+/// next run; stops when the index is closed.
+fn compact(shared: &Shared, wake: &mpsc::Receiver<()>) {
+    while wake.recv().is_ok() {
+        while wake.try_recv().is_ok() {}
+        while let Some((older, newer)) = pick_pair(shared) {
+            let path = shared.new_path();
+            let merged = match Run::merge(&older, &newer, path.clone(), &shared.key) {
+                Ok(merged) => merged,
+                Err(err) => {
+                    let _ = std::fs::remove_file(&path);
+                    tracing::warn!(error = %err, "could not merge id index runs; lookups stay correct, only slower");
+                    break;
+                }
+            };
+            // Lookups read through the runs' open handles, and only this
+            // thread opens run files by name: the names can go first.
+            let _ = std::fs::remove_file(older.path());
+            let _ = std::fs::remove_file(newer.path());
+            {
+                let mut state = match shared.state.write() {
+                    Ok(state) => state,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                // Only the compactor removes runs, so the pair is still
+                // there and adjacent; new runs only arrive after it.
+                if let Some(at) = state.runs.iter().position(|run| Arc::ptr_eq(run, &older))
+                    && state.runs.get(at + 1).is_some_and(|run| Arc::ptr_eq(run, &newer))
+                {
+                    state.runs.splice(at..at + 2, [Arc::new(merged)]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+
+    #[test]
+    fn finds_every_id_across_memtable_runs_and_merges() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let index = IdIndex::create(&dir.path().join("ids"), 100)?;
+        for group in 0..50u64 {
+            index.insert_all((group * 64..(group + 1) * 64).map(|n| (id(n), n)));
+        }
+        index.settle();
+        let stats = index.stats();
+        assert_eq!(stats.memtable_ids + stats.run_ids, 3200);
+        assert!(stats.memtable_ids < 100, "{stats:?}");
+        // 3,200 ids in runs of >= 100: merged down to a few, not 30.
+        assert!(stats.runs <= 6, "{stats:?}");
+        let reader = index.reader();
+        for n in 0..3200 {
+            assert_eq!(reader.get(&id(n))?, Some(n), "id {n}");
+        }
+        for n in 3200..6400 {
+            assert_eq!(reader.get(&id(n))?, None, "id {n}");
+        }
+        drop(reader);
+        // Only live runs have files.
+        let files = std::fs::read_dir(dir.path().join("ids"))
+            .map_err(|e| LedgerError::io("listing", e))?
+            .count();
+        assert_eq!(files, stats.runs);
+        Ok(())
+    }
+
+    #[test]
+    fn keeps_the_first_seq_of_a_repeated_id() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let index = IdIndex::create(&dir.path().join("ids"), 10)?;
+        assert_eq!(index.insert_first(id(1), 1), None);
+        assert_eq!(index.insert_first(id(1), 2), Some(1), "a repeat within the memtable is noticed");
+        for n in 2..30 {
+            index.insert_first(id(n), n);
+        }
+        // id 1 is now in a run; a later record of it lands in the memtable.
+        index.insert_all([(id(1), 99)].into_iter());
+        index.settle();
+        assert_eq!(index.reader().get(&id(1))?, Some(1));
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_open_starts_empty() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let path = dir.path().join("ids");
+        let first = IdIndex::create(&path, 4)?;
+        first.insert_all((0..40).map(|n| (id(n), n)));
+        first.close();
+        drop(first);
+        let second = IdIndex::create(&path, 4)?;
+        assert_eq!(second.reader().get(&id(3))?, None);
+        assert_eq!(second.stats().runs, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_written_keeps_its_ids_in_memory() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let path = dir.path().join("ids");
+        let index = IdIndex::create(&path, 8)?;
+        std::fs::remove_dir_all(&path).map_err(|e| LedgerError::io("removing", e))?;
+        index.insert_all((0..20).map(|n| (id(n), n)));
+        let stats = index.stats();
+        assert_eq!((stats.memtable_ids, stats.runs), (20, 0));
+        for n in 0..20 {
+            assert_eq!(index.reader().get(&id(n))?, Some(n));
+        }
+        // Once the directory is back, the next flush writes them all.
+        std::fs::create_dir_all(&path).map_err(|e| LedgerError::io("creating", e))?;
+        index.insert_all((20..30).map(|n| (id(n), n)));
+        assert_eq!(index.stats().memtable_ids, 0);
+        for n in 0..30 {
+            assert_eq!(index.reader().get(&id(n))?, Some(n));
+        }
+        Ok(())
+    }
+}
