@@ -9,7 +9,7 @@
 # that is why the baselines are measured here too, not copied.
 #
 #   benches/run.sh --quick           # small counts (a smoke run, not a measurement): ~1 min once built
-#   benches/run.sh                   # full: ~6-10 min once built
+#   benches/run.sh                   # full: ~3 min once built
 #   benches/run.sh --with-pg         # also the PostgreSQL peer (benches/pg/run.sh), if its binaries exist
 #   benches/run.sh --out DIR         # output directory [target/bench-report/<UTC timestamp>]
 #   benches/run.sh --seconds N       # seconds per `ledger bench` scenario [quick 3, full 10]

@@ -335,12 +335,11 @@ fn main() -> AnyResult<()> {
     println!();
 
     let (index_events, applied, flushed) = index_store_run(196 / scale)?;
-    let events = index_events;
     println!(
-        "Diagnostic, index store alone (sled `apply` of {events} events in 1024-event batches, one thread): \
+        "Diagnostic, index store alone (sled `apply` of {index_events} events in 1024-event batches, one thread): \
          {} events/s; {} events/s including the final flush",
-        fmt_rate(per_second(events, applied)),
-        fmt_rate(per_second(events, flushed))
+        fmt_rate(per_second(index_events, applied)),
+        fmt_rate(per_second(index_events, flushed))
     );
     println!();
 
