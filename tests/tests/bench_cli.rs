@@ -57,6 +57,25 @@ async fn bench_counts_what_the_server_acknowledged_and_delivered() -> anyhow::Re
         "every event delivered once: {s}"
     );
     ensure!(s["ack_ms"]["count"].as_u64() == Some(events / 10), "{s}");
+    // The percentile curves `benches/report/render.py` plots: quantiles
+    // rising to 1, latencies never falling, the last one the max.
+    for (curve, max) in [
+        ("ack_percentiles_ms", "ack_ms"),
+        ("delivery_percentiles_ms", "delivery_ms"),
+    ] {
+        let points = s[curve].as_array().context("percentiles")?;
+        let pairs: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+            .collect();
+        ensure!(pairs.len() == points.len() && !pairs.is_empty(), "{curve}: {s}");
+        ensure!(
+            pairs.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{curve}: {s}"
+        );
+        ensure!(pairs.last().map(|p| p.0) == Some(1.0), "{curve}: {s}");
+        ensure!(pairs.last().map(|p| p.1) == s[max]["max"].as_f64(), "{curve}: {s}");
+    }
     // The log holds exactly what was acknowledged.
     let info = server.client().await?.info().await?;
     ensure!(info.size == events, "log size {} vs {events} acknowledged", info.size);

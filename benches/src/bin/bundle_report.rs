@@ -4,7 +4,7 @@
 //! the same run. Prints one Markdown table.
 //!
 //! ```text
-//! cargo run --release -p ledger-benches --bin bundle_report [-- --runs N] [--quick]
+//! cargo run --release -p ledger-benches --bin bundle_report [-- --runs N] [--quick] [--json FILE]
 //! ```
 //!
 //! Setup (not timed), in temporary directories (`LEDGER_BENCH_DIR`
@@ -39,10 +39,12 @@
 //!    drift hits baseline and verifier alike.
 //!
 //! `--quick`: bundles of 100 and 1 k, a 100 k chain, one run (a smoke
-//! test, not a measurement).
+//! test, not a measurement). `--json FILE` also writes every row and the
+//! headline figures as JSON, for the one-command report (`benches/run.sh`).
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,7 @@ use ledger_verify::chain::{ChainError, ChainVerifier};
 use ledger_verify::hash::blake3;
 use ledger_verify::note::VerifierKey;
 use ledger_verify::record::{GENESIS_PREV_HASH, RecordHeader};
+use serde_json::{Value, json};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -81,6 +84,7 @@ const BLAKE3_PASSES: usize = 50;
 fn main() -> AnyResult<()> {
     let mut runs = 3usize;
     let mut quick = false;
+    let mut json_path: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -92,6 +96,13 @@ fn main() -> AnyResult<()> {
                     .ok_or_else(|| io::Error::other("--runs needs a positive number"))?;
             }
             "--quick" => quick = true,
+            "--json" => {
+                json_path = Some(
+                    args.next()
+                        .map(PathBuf::from)
+                        .ok_or_else(|| io::Error::other("--json needs a file"))?,
+                );
+            }
             other => return Err(io::Error::other(format!("unknown argument {other:?}")).into()),
         }
     }
@@ -122,6 +133,16 @@ fn main() -> AnyResult<()> {
         "Runs per row: {runs}; cells are median (min–max). Records: `SampleEvidence`, seed {SEED}. \
          \"vs baseline\" compares median records/s with the named row above it."
     );
+    if let Some(path) = json_path {
+        let out = json!({
+            "runs": runs,
+            "bundle_records": large,
+            "chain_records": chain_records,
+            "figures": table.figures,
+            "rows": table.json,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
+    }
     Ok(())
 }
 
@@ -272,6 +293,9 @@ fn bundle_rows(table: &mut Table, fixture: &BundleFixture, small: usize, large: 
         Ok(())
     })?;
     let batch_rate = Rates::of(&batch_runs, n);
+    table.figure("blake3_canonical_per_s", blake3_rate.median);
+    table.figure("verify_strict_per_s", single_rate.median);
+    table.figure("verify_batch_per_s", batch_rate.median);
     table.row(
         &format!("ed25519 `verify_batch` of all {large} at once"),
         n,
@@ -334,6 +358,8 @@ fn bundle_rows(table: &mut Table, fixture: &BundleFixture, small: usize, large: 
     );
     let verify_runs = timed(runs, || fixture.verify(&pretty, n, n))?;
     let verify_times = Times::of(&verify_runs);
+    table.figure("verify_bundle_signed_ms", verify_times.median.as_secs_f64() * 1e3);
+    table.figure("verify_bundle_signed_per_s", Rates::of(&verify_runs, n).median);
     let target = if large == 10_000 {
         if verify_times.median <= BUNDLE_TARGET {
             "≤ 500 ms: **met**"
@@ -352,6 +378,10 @@ fn bundle_rows(table: &mut Table, fixture: &BundleFixture, small: usize, large: 
         target,
     );
     let unsigned_runs = timed(runs, || fixture.verify(&unsigned_bytes, 0, n))?;
+    table.figure(
+        "verify_bundle_unsigned_ms",
+        Times::of(&unsigned_runs).median.as_secs_f64() * 1e3,
+    );
     table.row(
         &format!(
             "`verify_bundle`, {large} records, unsigned ({:.1} MiB)",
@@ -490,6 +520,8 @@ fn chain_rows(table: &mut Table, chain: &ChainFixture, runs: usize) -> AnyResult
     let raw_rate = Rates::of(&raw, n);
     let raw_payload_rate = Rates::of(&raw_payloads, n);
     let verified_rate = Rates::of(&verified, n);
+    table.figure("chain_raw_blake3_per_s", raw_rate.median);
+    table.figure("chain_verifier_per_s", verified_rate.median);
     let target = if n == 1_000_000 {
         if verified_rate.median >= CHAIN_TARGET * raw_rate.median {
             "≥ 60 % of raw BLAKE3: **met**"
@@ -624,10 +656,13 @@ impl Rates {
 }
 
 /// The Markdown table, printed at the end so progress messages (stderr)
-/// do not interleave with it.
+/// do not interleave with it; with its rows and headline figures as JSON
+/// for `--json`.
 #[derive(Debug, Default)]
 struct Table {
     rows: Vec<String>,
+    json: Vec<Value>,
+    figures: BTreeMap<&'static str, f64>,
 }
 
 impl Table {
@@ -643,11 +678,24 @@ impl Table {
         let ratio = baseline.map_or(String::new(), |(name, rate)| {
             format!("{:.0} % of {name}", 100.0 * rates.median / rate)
         });
+        self.json.push(json!({
+            "what": label,
+            "records": records,
+            "ms": times.median.as_secs_f64() * 1e3,
+            "records_per_s": {"median": rates.median, "min": rates.min, "max": rates.max},
+            "baseline": baseline.map(|(name, rate)| json!({"name": name, "records_per_s": rate})),
+            "target": target,
+        }));
         self.rows.push(format!(
             "| {label} | {records} | {} | {} | {ratio} | {target} |",
             times.cell(),
             rates.cell()
         ));
+    }
+
+    /// A headline figure for `--json`, by a stable name.
+    fn figure(&mut self, name: &'static str, value: f64) {
+        self.figures.insert(name, value);
     }
 
     fn print(&self) {

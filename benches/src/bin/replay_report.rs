@@ -4,7 +4,7 @@
 //! Prints Markdown tables.
 //!
 //! ```text
-//! cargo run --release -p ledger-benches --bin replay_report [-- --records N]... [--quick]
+//! cargo run --release -p ledger-benches --bin replay_report [-- --records N]... [--quick] [--json FILE]
 //! ```
 //!
 //! For each size (default 1 M and 10 M records; `--quick`: 100 k) it fills a
@@ -32,7 +32,8 @@
 //! measured; the bytes are the same). `--keep-logs DIR` keeps each size's
 //! ledger in `DIR/<N>` and reuses it on the next run (the open scan still
 //! verifies it), so that runs compare on the very same log; `--no-singles`
-//! skips phase 4 at every size.
+//! skips phase 4 at every size. `--json FILE` also writes the figures as
+//! JSON, for the one-command report (`benches/run.sh`).
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
@@ -104,6 +105,13 @@ fn main() -> AnyResult<()> {
                     .ok_or_else(|| io::Error::other("--records needs a positive number"))?,
             ),
             "--quick" => quick = true,
+            "--json" => {
+                options.json = Some(
+                    args.next()
+                        .map(PathBuf::from)
+                        .ok_or_else(|| io::Error::other("--json needs a file"))?,
+                );
+            }
             "--no-singles" => options.no_singles = true,
             "--keep-logs" => {
                 options.keep_logs = Some(
@@ -129,7 +137,41 @@ fn main() -> AnyResult<()> {
         reports.push(run_size(records, &options)?);
     }
     print_reports(&reports);
+    if let Some(path) = &options.json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports_json(&reports))?)?;
+    }
     Ok(())
+}
+
+/// The figures of every size, for `--json`: seconds per phase and records/s.
+fn reports_json(reports: &[SizeReport]) -> serde_json::Value {
+    let phase = |records: u64, elapsed: Duration| serde_json::json!({"seconds": elapsed.as_secs_f64(), "records_per_s": rate(records, elapsed)});
+    let sizes: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "records": r.records,
+                "log_bytes": r.log_bytes,
+                "raw_read": phase(r.records, r.raw_read),
+                "read_range": phase(r.records, r.read_range),
+                "scan_chunks": phase(r.records, r.scan_chunks),
+                "open_scan": phase(r.records, r.open_scan),
+                "catch_up": phase(r.records, r.catch_up),
+                "catch_up_closed": phase(r.records, r.catch_up_closed),
+                "rss_before_bytes": r.rss_before_kib * 1024,
+                "rss_peak_sampled_bytes": r.rss_peak_sampled_kib * 1024,
+                "rss_hwm_bytes": r.hwm_kib.map(|k| k * 1024),
+                "store_bytes": r.store_bytes,
+                "singles": r.singles.iter().map(|s| serde_json::json!({
+                    "name": s.name,
+                    "seconds": s.seconds,
+                    "records_per_s": r.records as f64 / s.seconds,
+                    "same_digest": s.same_digest,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "sizes": sizes })
 }
 
 /// Command-line switches besides the sizes.
@@ -137,6 +179,7 @@ fn main() -> AnyResult<()> {
 struct Options {
     keep_logs: Option<PathBuf>,
     no_singles: bool,
+    json: Option<PathBuf>,
 }
 
 fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {

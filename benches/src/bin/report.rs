@@ -3,15 +3,18 @@
 //! append+fdatasync baseline from the same run, with the ratio.
 //!
 //! ```text
-//! cargo run --release -p ledger-benches --bin report [-- --runs N] [--quick]
+//! cargo run --release -p ledger-benches --bin report [-- --runs N] [--quick] [--json FILE]
 //! ```
 //!
 //! Every workload runs `--runs` times (default 3), each time on a fresh
 //! ledger (or raw file) in a fresh temporary directory; the table shows the
 //! median rate and the min–max range. `--quick` divides every event count
-//! by 10 (a smoke test, not a measurement).
+//! by 10 (a smoke test, not a measurement). `--json FILE` also writes the
+//! figures as JSON, for the one-command report (`benches/run.sh`) to divide
+//! other figures by them.
 
 use std::io;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ledger_benches::{
@@ -22,6 +25,7 @@ use ledger_core::LedgerConfig;
 use ledger_core::store::{IndexBatch, IndexedEvent, SledStore, Store as _, TreeNode};
 use ledger_verify::HashAlg;
 use ledger_verify::merkle::Frontier;
+use serde_json::{Value, json};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -57,6 +61,10 @@ impl Rates {
             min: rates[0],
             max: rates[rates.len() - 1],
         }
+    }
+
+    fn json(&self) -> Value {
+        json!({"median": self.median, "min": self.min, "max": self.max})
     }
 
     fn cell(&self) -> String {
@@ -185,6 +193,7 @@ fn sustained_run(batches: usize) -> AnyResult<(usize, Duration, Duration)> {
 fn main() -> AnyResult<()> {
     let mut runs = 3usize;
     let mut scale = 1usize;
+    let mut json_path: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -196,6 +205,13 @@ fn main() -> AnyResult<()> {
                     .ok_or_else(|| io::Error::other("--runs needs a positive number"))?;
             }
             "--quick" => scale = 10,
+            "--json" => {
+                json_path = Some(
+                    args.next()
+                        .map(PathBuf::from)
+                        .ok_or_else(|| io::Error::other("--json needs a file"))?,
+                );
+            }
             other => return Err(io::Error::other(format!("unknown argument {other:?}")).into()),
         }
     }
@@ -242,6 +258,7 @@ fn main() -> AnyResult<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut bytes_per_event = 0.0;
+    let mut json_rows = Vec::new();
     let mut raw_by_batch: std::collections::HashMap<usize, (Rates, Rates)> = std::collections::HashMap::new();
     for workload in workloads {
         let (mut ledger_rates, mut idle_rates, mut busy_rates) = (Vec::new(), Vec::new(), Vec::new());
@@ -270,6 +287,15 @@ fn main() -> AnyResult<()> {
         } else {
             String::new()
         };
+        json_rows.push(json!({
+            "label": workload.label,
+            "batch": workload.batch,
+            "threads": if workload.threaded { GROUP_THREADS } else { 1 },
+            "events": workload.events(),
+            "ledger_events_per_s": ledger.json(),
+            "raw_idle_events_per_s": idle.json(),
+            "raw_busy_events_per_s": busy.json(),
+        }));
         println!(
             "| {}{} | {} | {} | {} | {} | {:.0} % | {:.0} % |",
             workload.label,
@@ -294,9 +320,10 @@ fn main() -> AnyResult<()> {
     for _ in 0..runs {
         no_sync_rates.push(ledger_run(workloads[0], no_sync.clone())?.0);
     }
+    let no_sync = Rates::of(no_sync_rates);
     println!(
         "Diagnostic, batch 1024 with `unsafe_no_sync` (NOT durable; CPU ceiling): {} events/s",
-        Rates::of(no_sync_rates).cell()
+        no_sync.cell()
     );
     let blake3 = Rates::of((0..runs).map(|_| blake3_rate(4_000_000 / scale)).collect());
     println!(
@@ -307,15 +334,20 @@ fn main() -> AnyResult<()> {
     println!("Ledger log bytes per event (frame + canonical header + payload): {bytes_per_event:.0}");
     println!();
 
-    let (events, applied, flushed) = index_store_run(196 / scale)?;
+    let (index_events, applied, flushed) = index_store_run(196 / scale)?;
     println!(
-        "Diagnostic, index store alone (sled `apply` of {events} events in 1024-event batches, one thread): \
+        "Diagnostic, index store alone (sled `apply` of {index_events} events in 1024-event batches, one thread): \
          {} events/s; {} events/s including the final flush",
-        fmt_rate(per_second(events, applied)),
-        fmt_rate(per_second(events, flushed))
+        fmt_rate(per_second(index_events, applied)),
+        fmt_rate(per_second(index_events, flushed))
     );
     println!();
 
+    let index_store = json!({
+        "events": index_events,
+        "apply_events_per_s": per_second(index_events, applied),
+        "with_flush_events_per_s": per_second(index_events, flushed),
+    });
     let (events, appended, total) = sustained_run(489 / scale)?;
     println!("Sustained, batch 1024, {events} events, one run, fresh ledger:");
     println!();
@@ -335,5 +367,22 @@ fn main() -> AnyResult<()> {
     println!(
         "Runs per workload: {runs}; cells are median (min–max). Threads in the group-commit workload: {GROUP_THREADS}."
     );
+    if let Some(path) = json_path {
+        let out = json!({
+            "runs": runs,
+            "payload_bytes": PAYLOAD_BYTES,
+            "log_bytes_per_event": bytes_per_event,
+            "workloads": json_rows,
+            "no_sync_batch_1024_events_per_s": no_sync.json(),
+            "blake3_256b_per_s": blake3.json(),
+            "index_store": index_store,
+            "sustained": {
+                "events": events,
+                "append_events_per_s": per_second(events, appended),
+                "indexed_events_per_s": per_second(events, total),
+            },
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)?;
+    }
     Ok(())
 }

@@ -205,6 +205,22 @@ fn event(stream: &str, payload_bytes: usize, key: Option<&ProducerKey>) -> anyho
     Ok(event)
 }
 
+/// Quantiles reported in `--json` as `[quantile, ms]` pairs, so that a
+/// report can draw a latency percentile curve (`benches/report/render.py`)
+/// rather than only the p50/p95/p99 the summary fields carry.
+const PERCENTILES: [f64; 12] = [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0];
+
+/// `[quantile, ms]` for each of [`PERCENTILES`]; empty with no samples.
+fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
+    if h.is_empty() {
+        return json!([]);
+    }
+    PERCENTILES
+        .iter()
+        .map(|&q| json!([q, h.value_at_quantile(q) as f64 / 1000.0]))
+        .collect()
+}
+
 fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 600_000_000, 3).context("histogram bounds")
 }
@@ -503,6 +519,8 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         "delivery_ms": (args.subscribers > 0).then(|| json!({"p50": ms(&delivery, 0.5), "p95": ms(&delivery, 0.95), "p99": ms(&delivery, 0.99), "max": delivery.max() as f64 / 1000.0, "count": delivery.len()})),
         "server_rss_bytes": rss.map(|(peak, now)| json!({"peak": peak, "now": now})),
         "disk_bytes_per_event": disk.filter(|_| appended > 0).map(|d| d as f64 / appended as f64),
+        "ack_percentiles_ms": percentiles(&acks),
+        "delivery_percentiles_ms": (args.subscribers > 0).then(|| percentiles(&delivery)),
     });
     if json {
         println!("{summary}");
