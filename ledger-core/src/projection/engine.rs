@@ -19,11 +19,16 @@
 //! reports its lag. Far behind the log (after open, a version bump, a new
 //! projection) it catches up in rounds, every projection folding on a
 //! thread of its own from one reader (`pipeline`) and flushing once per
-//! round; within a chunk of the log it folds chunk by chunk.
+//! round; within a chunk of the log it folds chunk by chunk. A round's
+//! flush only serialises the changed rows: the sled batch is applied by a
+//! store writer thread while the folds go on with the next round (sled
+//! applies batches one at a time anyway); synchronous flushes, digests and
+//! replays wait for a slot's queued batches first.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,6 +66,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 const LIVE_LINGER: Duration = Duration::from_millis(5);
 /// Faults kept in memory for status (all are stored).
 const RECENT_FAULTS: usize = 16;
+/// Batches queued for the store writer (see [`WriteJob`]) before a
+/// catch-up fold waits for it: bounds the serialised rows held in memory.
+const WRITE_QUEUE: usize = 2;
 
 /// How often sled makes the projection store durable. Everything in it is
 /// rebuilt from the log (a crash loses at most this much folding, redone
@@ -256,6 +264,78 @@ struct Slot<P> {
     state: RwLock<P>,
     position: Mutex<Position>,
     replaying: AtomicBool,
+    /// Its batches queued for the store writer, not yet applied.
+    writes: Arc<Writes>,
+}
+
+/// A batch handed to the store writer thread: the changed rows, faults
+/// and `applied` of one flush, applied to `tree` as one sled batch, so
+/// the stored state is still always exactly records `0..applied`. Only
+/// the catch-up rounds write this way: sled applies batches one at a time
+/// (a process-wide lock), so the projections' end-of-round flushes ran one
+/// after the other while the folds waited; the writer applies them while
+/// the folds go on with the next round.
+struct WriteJob {
+    name: &'static str,
+    tree: sled::Tree,
+    batch: sled::Batch,
+    writes: Arc<Writes>,
+}
+
+/// One slot's batches in the writer's queue.
+#[derive(Debug, Default)]
+struct Writes {
+    state: Mutex<WritesState>,
+    applied: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct WritesState {
+    queued: u64,
+    /// A queued batch that failed, reported by the next synchronous flush.
+    failed: Option<String>,
+}
+
+impl Writes {
+    fn queue(&self) -> Result<()> {
+        self.state.lock().map_err(|_| poisoned())?.queued += 1;
+        Ok(())
+    }
+
+    fn done(&self, outcome: std::result::Result<(), String>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.queued = state.queued.saturating_sub(1);
+            if let Err(err) = outcome {
+                state.failed = Some(err);
+            }
+        }
+        self.applied.notify_all();
+    }
+
+    /// Waits until every queued batch is applied; the first failure since
+    /// the last wait is the error.
+    fn wait(&self) -> Result<()> {
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        while state.queued > 0 {
+            state = self.applied.wait(state).map_err(|_| poisoned())?;
+        }
+        match state.failed.take() {
+            Some(err) => Err(ProjectionError::Store(err)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The store writer thread: applies queued batches in order until every
+/// sender is gone.
+fn run_writer(jobs: &Receiver<WriteJob>) {
+    for job in jobs {
+        let outcome = job.tree.apply_batch(job.batch).map_err(|e| e.to_string());
+        if let Err(err) = &outcome {
+            tracing::error!(projection = job.name, error = %err, "persisting projection state failed");
+        }
+        job.writes.done(outcome);
+    }
 }
 
 fn poisoned() -> ProjectionError {
@@ -275,11 +355,40 @@ impl<P: Projection> Slot<P> {
         Ok(())
     }
 
-    /// Writes the changed entries, the faults and the position in one batch.
+    /// Writes the changed entries, the faults and the position in one
+    /// batch, after any batch still queued for the writer.
     fn flush(&self) -> Result<()> {
         let mut state = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
+        self.writes.wait()?;
         write_batch(self.name, &mut *state, &mut position)
+    }
+
+    /// [`Slot::flush`], the batch applied by the writer thread behind
+    /// `writer` while this thread goes on.
+    fn flush_behind(&self, writer: &SyncSender<WriteJob>) -> Result<()> {
+        let job = {
+            let mut state = self.state.write().map_err(|_| poisoned())?;
+            let mut position = self.lock_position()?;
+            let Some(batch) = build_batch(self.name, &mut *state, &mut position)? else {
+                return Ok(());
+            };
+            // Counted before the locks are released, so a synchronous
+            // flush or a digest taken meanwhile waits for it.
+            self.writes.queue()?;
+            WriteJob {
+                name: self.name,
+                tree: position.tree.clone(),
+                batch,
+                writes: Arc::clone(&self.writes),
+            }
+        };
+        if let Err(std::sync::mpsc::SendError(job)) = writer.send(job) {
+            // No writer (the engine is going away): apply it here.
+            let outcome = job.tree.apply_batch(job.batch).map_err(|e| e.to_string());
+            job.writes.done(outcome);
+        }
+        Ok(())
     }
 }
 
@@ -293,6 +402,15 @@ fn note_fault(position: &mut Position, seq: u64, fault: Fault) {
 }
 
 fn write_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position) -> Result<()> {
+    if let Some(batch) = build_batch(name, state, position)? {
+        position.tree.apply_batch(batch).map_err(store_err)?;
+    }
+    Ok(())
+}
+
+/// The batch of everything changed since the last flush (rows, faults and
+/// the position), or `None` when nothing did. Counts it as flushed.
+fn build_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position) -> Result<Option<sled::Batch>> {
     let mut changes = Changes::default();
     state
         .take_changes(&mut changes)
@@ -301,7 +419,7 @@ fn write_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position
             fault,
         })?;
     if changes.is_empty() && position.unflushed_faults.is_empty() && position.unflushed == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let mut batch = sled::Batch::default();
     for (key, value) in changes.entries {
@@ -314,9 +432,8 @@ fn write_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position
         batch.insert(fault_key(seq), reason.into_bytes());
     }
     batch.insert(APPLIED_KEY, &position.applied.to_be_bytes()[..]);
-    position.tree.apply_batch(batch).map_err(store_err)?;
     position.unflushed = 0;
-    Ok(())
+    Ok(Some(batch))
 }
 
 /// What the engine thread needs of a slot, whatever its projection type.
@@ -326,6 +443,7 @@ trait ErasedSlot: Send + Sync {
     fn unflushed(&self) -> u64;
     fn fold(&self, records: &[Record], effects: &mut Effects) -> Result<()>;
     fn flush(&self) -> Result<()>;
+    fn flush_behind(&self, writer: &SyncSender<WriteJob>) -> Result<()>;
     fn status(&self, log_len: u64) -> Result<ProjectionStatus>;
     fn replay(
         &self,
@@ -356,6 +474,10 @@ impl<P: Projection> ErasedSlot for Slot<P> {
 
     fn flush(&self) -> Result<()> {
         Slot::flush(self)
+    }
+
+    fn flush_behind(&self, writer: &SyncSender<WriteJob>) -> Result<()> {
+        Slot::flush_behind(self, writer)
     }
 
     fn status(&self, log_len: u64) -> Result<ProjectionStatus> {
@@ -394,6 +516,7 @@ impl<P: Projection> ErasedSlot for Slot<P> {
         // Flush first: the stored entries are then exactly the state.
         let mut state = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
+        self.writes.wait()?;
         write_batch(self.name, &mut *state, &mut position)?;
         let entries: Vec<(sled::IVec, sled::IVec)> = position
             .tree
@@ -411,6 +534,7 @@ impl<P: Projection> ErasedSlot for Slot<P> {
 
     fn faults(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, String)>> {
         let tree = self.lock_position()?.tree.clone();
+        self.writes.wait()?;
         let mut out = Vec::new();
         for entry in tree.range(fault_key(from_seq)..) {
             let (key, value) = entry.map_err(store_err)?;
@@ -474,6 +598,8 @@ impl<P: Projection> Slot<P> {
         // Swap: stop the live fold, catch up the last records, persist, switch.
         let mut live = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
+        // Nothing may still be on its way to the generation being replaced.
+        self.writes.wait()?;
         fold_to_end(ledger, &mut state, &mut next, |_, _, _| Ok(()))?;
         write_batch(self.name, &mut state, &mut next)?;
         next.tree.flush().map_err(store_err)?;
@@ -677,6 +803,8 @@ pub fn seq_end_at(ledger: &Ledger, at_ns: i64) -> Result<u64> {
 struct Inner {
     ledger: Arc<Ledger>,
     db: sled::Db,
+    /// The store writer thread's queue (catch-up rounds' batches).
+    writer: SyncSender<WriteJob>,
     slots: RwLock<Vec<Arc<dyn ErasedSlot>>>,
     stop: AtomicBool,
     stopped: AtomicBool,
@@ -707,9 +835,17 @@ impl Projections {
             .cache_capacity(PROJECTION_STORE_CACHE)
             .flush_every_ms(Some(PROJECTION_STORE_FSYNC_MS));
         let db = crate::store::open_sled(&config).map_err(store_err)?;
+        let (writer, jobs) = sync_channel(WRITE_QUEUE);
+        // Detached: it ends when the last sender (in `Inner`) is dropped,
+        // and whoever needs a slot's writes applied waits for them.
+        std::thread::Builder::new()
+            .name("ledger-proj-write".to_string())
+            .spawn(move || run_writer(&jobs))
+            .map_err(|e| ProjectionError::Store(format!("starting the projection store writer: {e}")))?;
         let inner = Arc::new(Inner {
             ledger,
             db,
+            writer,
             slots: RwLock::new(Vec::new()),
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -801,6 +937,7 @@ impl Projections {
                 replay: None,
             }),
             replaying: AtomicBool::new(false),
+            writes: Arc::default(),
         });
         self.inner
             .slots
@@ -988,9 +1125,13 @@ fn catch_up_round(inner: &Inner, slots: &[Arc<dyn ErasedSlot>], from: u64, end: 
     let mut effects: Vec<Effects> = slots.iter().map(|_| Effects::default()).collect();
     let mut folds = slots.iter().zip(effects.iter_mut()).map(|(slot, effects)| {
         move |records: &[Record]| -> Result<()> {
-            let folded = slot
-                .fold(records, effects)
-                .and_then(|()| if slot.applied() >= end { slot.flush() } else { Ok(()) });
+            let folded = slot.fold(records, effects).and_then(|()| {
+                if slot.applied() >= end {
+                    slot.flush_behind(&inner.writer)
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(err) = &folded {
                 tracing::error!(projection = slot.name(), error = %err, "catch-up fold failed");
             }
@@ -1278,6 +1419,49 @@ mod tests {
         assert_eq!(replayed, expected);
         let mut scratch = metrics.at_seq(len - 1).unwrap();
         assert_eq!(scratch_digest(&mut scratch, len).unwrap().digest, expected[3]);
+    }
+
+    #[test]
+    fn waiting_for_queued_writes_blocks_until_applied_and_reports_a_failure_once() {
+        let writes = Arc::new(Writes::default());
+        writes.wait().unwrap();
+        writes.queue().unwrap();
+        writes.queue().unwrap();
+        let applier = {
+            let writes = Arc::clone(&writes);
+            std::thread::spawn(move || {
+                writes.done(Ok(()));
+                writes.done(Err("disk full".to_string()));
+            })
+        };
+        let err = writes.wait().unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(writes.state.lock().unwrap().queued, 0);
+        writes.wait().unwrap();
+        applier.join().unwrap();
+    }
+
+    /// Catch-up rounds hand their batches to the writer thread: a digest,
+    /// a close and a reopen must still see every row and the position.
+    #[test]
+    fn rows_written_behind_the_folds_are_all_stored_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open_ledger(dir.path());
+        for i in 0..(3 * CHUNK as u64) {
+            append(&ledger, &format!("s{}", i % 101), "{}");
+        }
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        let len = ledger.len();
+        assert!(counts.wait_applied(len, WAIT));
+        let digest = counts.digest().unwrap();
+        assert_eq!(digest.entries, 101);
+        engine.close().unwrap();
+        drop((engine, counts));
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert_eq!(counts.status().unwrap().applied, len);
+        assert_eq!(counts.digest().unwrap(), digest);
     }
 
     #[test]

@@ -86,7 +86,15 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         if !self.dirty.contains(key) {
             self.dirty.insert(key.to_string());
         }
-        self.rows.entry(key.to_string()).or_insert_with(make)
+        // The key is copied only for a new row (`entry` would take an
+        // owned key on every call).
+        if !self.rows.contains_key(key) {
+            self.rows.insert(key.to_string(), make());
+        }
+        match self.rows.get_mut(key) {
+            Some(row) => row,
+            None => unreachable!("the row was just inserted"),
+        }
     }
 
     /// Inserts or replaces the row under `key`.
