@@ -457,7 +457,12 @@ impl Writer {
     }
 
     /// An id's existing record: in this group, or in the log.
-    fn find_existing(&self, id: &[u8; 16], ids: &IdReader<'_>, scratch: &Scratch) -> Result<Option<(u64, RecordHeader)>> {
+    fn find_existing(
+        &self,
+        id: &[u8; 16],
+        ids: &IdReader<'_>,
+        scratch: &Scratch,
+    ) -> Result<Option<(u64, RecordHeader)>> {
         if let Some(i) = scratch.group_ids.get(id) {
             let staged = &scratch.staged[i];
             return Ok(Some((staged.header.seq, staged.header.clone())));

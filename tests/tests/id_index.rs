@@ -70,7 +70,11 @@ fn reopen_and_check(
         }
         let ledger = open_small(dir)?;
         let stats = ledger.id_index_stats();
-        assert_eq!(stats.memtable_ids + stats.run_ids, 600 + usize::from(pass == "ids dir deleted"), "{pass}: {stats:?}");
+        assert_eq!(
+            stats.memtable_ids + stats.run_ids,
+            600 + usize::from(pass == "ids dir deleted"),
+            "{pass}: {stats:?}"
+        );
         for (batch, original) in batches.iter().zip(originals) {
             let retry = ledger.append(batch.clone())?;
             assert!(retry.deduplicated, "{pass}");

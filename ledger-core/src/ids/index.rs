@@ -375,7 +375,11 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
         let index = IdIndex::create(&dir.path().join("ids"), 10)?;
         assert_eq!(index.insert_first(id(1), 1), None);
-        assert_eq!(index.insert_first(id(1), 2), Some(1), "a repeat within the memtable is noticed");
+        assert_eq!(
+            index.insert_first(id(1), 2),
+            Some(1),
+            "a repeat within the memtable is noticed"
+        );
         for n in 2..30 {
             index.insert_first(id(n), n);
         }

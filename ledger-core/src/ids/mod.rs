@@ -10,9 +10,9 @@ mod bloom;
 mod index;
 mod run;
 
-pub(crate) use index::{IdIndex, IdReader};
-pub use index::IdIndexStats;
 pub(crate) use index::DEFAULT_MEMTABLE_IDS;
+pub use index::IdIndexStats;
+pub(crate) use index::{IdIndex, IdReader};
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};

@@ -119,7 +119,11 @@ impl Run {
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            let (source, slot) = if take_a { (&mut a, &mut next_a) } else { (&mut b, &mut next_b) };
+            let (source, slot) = if take_a {
+                (&mut a, &mut next_a)
+            } else {
+                (&mut b, &mut next_b)
+            };
             if let Some((id, seq)) = slot.take() {
                 writer.push(&id, seq)?;
             }
