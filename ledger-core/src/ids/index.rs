@@ -334,12 +334,7 @@ fn compact(shared: &Shared, wake: &mpsc::Receiver<()>) {
 mod tests {
     use super::*;
 
-    fn id(n: u64) -> [u8; 16] {
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-        id[8..].copy_from_slice(&n.to_be_bytes());
-        id
-    }
+    use crate::ids::test_id as id;
 
     #[test]
     fn finds_every_id_across_memtable_runs_and_merges() -> Result<()> {

@@ -185,6 +185,16 @@ impl Hasher for KeyedHasher {
     }
 }
 
+/// Test ids spread over the id space, as random ids are, yet distinct and
+/// reproducible from `n`.
+#[cfg(test)]
+pub(crate) fn test_id(n: u64) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+    id[8..].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

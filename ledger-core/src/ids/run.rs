@@ -217,13 +217,7 @@ impl RunWriter {
 mod tests {
     use super::*;
 
-    fn id(n: u64) -> [u8; 16] {
-        // Spread over the id space, as random ids are.
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-        id[8..].copy_from_slice(&n.to_be_bytes());
-        id
-    }
+    use crate::ids::test_id as id;
 
     fn sorted(range: std::ops::Range<u64>) -> Vec<([u8; 16], u64)> {
         let mut entries: Vec<_> = range.map(|n| (id(n), n)).collect();
