@@ -141,6 +141,15 @@ pub fn open_ledger_with(dir: &Path, config: LedgerConfig) -> ledger_core::Result
     Ledger::open(dir, config, signer)
 }
 
+/// The value after a numeric flag such as `--runs`: a positive integer, or
+/// an error naming the flag.
+pub fn positive_arg(value: Option<String>, flag: &str) -> io::Result<usize> {
+    value
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| io::Error::other(format!("{flag} needs a positive number")))
+}
+
 /// A fresh temporary directory, under `LEDGER_BENCH_DIR` if set.
 pub fn bench_dir() -> io::Result<TempDir> {
     let mut builder = tempfile::Builder::new();

@@ -198,11 +198,7 @@ fn main() -> AnyResult<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => {
-                runs = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| io::Error::other("--runs needs a positive number"))?;
+                runs = ledger_benches::positive_arg(args.next(), "--runs")?;
             }
             "--quick" => scale = 10,
             "--json" => {
