@@ -31,6 +31,10 @@ pub struct LedgerConfig {
     /// a sorted run file (ids in runs cost ~1.3 bytes of memory each; see
     /// `ARCHITECTURE.md`). Lower means less memory and more run files.
     pub id_memtable_ids: usize,
+    /// Cap on sled's page cache for the index store, in bytes (see
+    /// [`crate::store::DEFAULT_INDEX_CACHE_BYTES`]). More speeds up proof
+    /// and stream range reads on a large ledger, at that much RSS.
+    pub index_cache_bytes: u64,
     /// Requests queued for the writer before callers block (back-pressure).
     pub queue_depth: usize,
     /// Skip fdatasync. Only for benchmarks that measure the cost of the
@@ -52,6 +56,7 @@ impl Default for LedgerConfig {
             max_group_events: 16_384,
             max_unindexed_events: 1_000_000,
             id_memtable_ids: crate::ids::DEFAULT_MEMTABLE_IDS,
+            index_cache_bytes: crate::store::DEFAULT_INDEX_CACHE_BYTES,
             queue_depth: 1024,
             unsafe_no_sync: false,
             secret_scan: ScanConfig::default(),

@@ -191,7 +191,7 @@ impl Ledger {
         std::fs::create_dir_all(&log_dir).map_err(|e| LedgerError::io(format!("creating {}", log_dir.display()), e))?;
         sync_dir(&dir)?;
 
-        let store = SledStore::open(&dir.join("index"))?;
+        let store = SledStore::open_with_cache(&dir.join("index"), config.index_cache_bytes)?;
         let identity_key = store_identity(&identity);
         if store.identity()?.as_deref() != Some(identity_key.as_slice()) {
             if store.identity()?.is_some() {

@@ -142,21 +142,27 @@ impl IdIndex {
     pub(crate) fn insert_first(&self, id: [u8; 16], seq: u64) -> Option<u64> {
         let _mutating = self.lock_mutating();
         let first = self.write_state().memtable.insert_first(id, seq);
-        self.maybe_flush();
+        self.maybe_flush(0);
         first
     }
 
     /// Adds a committed group's ids (the writer, after the fsync).
     pub(crate) fn insert_all(&self, ids: impl Iterator<Item = ([u8; 16], u64)>) {
         let _mutating = self.lock_mutating();
+        let incoming = ids.size_hint().0;
+        // First, so that the group fits: a memtable that grew past its limit
+        // by part of a group would double its table (the limit's default is
+        // exactly 7/8 of a power-of-two bucket count, hashbrown's full load)
+        // and, since `clear` keeps the allocation, stay doubled for good.
+        self.maybe_flush(incoming);
         {
             let mut state = self.write_state();
-            state.memtable.reserve(ids.size_hint().0);
+            state.memtable.reserve(incoming);
             for (id, seq) in ids {
                 state.memtable.insert(id, seq);
             }
         }
-        self.maybe_flush();
+        self.maybe_flush(0);
     }
 
     /// Sizes now.
@@ -209,10 +215,19 @@ impl IdIndex {
     /// answering lookups while the run is sorted and written (only the
     /// caller, the one mutator, could change it), and is emptied in the same
     /// write-locked step that makes the run visible.
-    fn maybe_flush(&self) {
+    ///
+    /// With `incoming` ids about to be added, it flushes a non-empty
+    /// memtable they would take past the limit; with none, a full one.
+    fn maybe_flush(&self, incoming: usize) {
         let mut entries: Vec<([u8; 16], u64)> = {
             let state = self.reader().state;
-            if state.memtable.len() < state.flush_at {
+            let len = state.memtable.len();
+            let full = if incoming == 0 {
+                len >= state.flush_at
+            } else {
+                len > 0 && len + incoming > state.flush_at
+            };
+            if !full {
                 return;
             }
             state.memtable.iter().collect()
@@ -362,6 +377,34 @@ mod tests {
             .map_err(|e| LedgerError::io("listing", e))?
             .count();
         assert_eq!(files, stats.runs);
+        Ok(())
+    }
+
+    #[test]
+    fn a_group_that_would_overfill_the_memtable_flushes_it_first() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let index = IdIndex::create(&dir.path().join("ids"), 100)?;
+        index.insert_all((0..64).map(|n| (id(n), n)));
+        assert_eq!((index.stats().memtable_ids, index.stats().runs), (64, 0));
+        // 64 + 64 > 100: the first 64 go to a run before the group is added,
+        // so the memtable never holds more than its limit.
+        index.insert_all((64..128).map(|n| (id(n), n)));
+        let stats = index.stats();
+        assert_eq!(
+            (stats.memtable_ids, stats.runs, stats.run_ids),
+            (64, 1, 64),
+            "{stats:?}"
+        );
+        // A group that fits exactly fills it and is flushed after.
+        index.insert_all((128..164).map(|n| (id(n), n)));
+        let stats = index.stats();
+        assert_eq!((stats.memtable_ids, stats.run_ids), (0, 164), "{stats:?}");
+        // A group larger than the limit still goes in whole.
+        index.insert_all((164..464).map(|n| (id(n), n)));
+        assert_eq!(index.stats().memtable_ids + index.stats().run_ids, 464);
+        for n in [0, 63, 64, 127, 128, 163, 164, 463] {
+            assert_eq!(index.reader().get(&id(n))?, Some(n));
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@
 
 mod sled_store;
 
-pub use sled_store::SledStore;
+pub use sled_store::{DEFAULT_INDEX_CACHE_BYTES, SledStore};
 
 /// How long [`open_sled`] waits for a store this process just closed.
 const SLED_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

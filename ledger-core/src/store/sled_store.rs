@@ -101,14 +101,30 @@ fn node_key(level: u32, chunk: u64) -> [u8; 10] {
     key
 }
 
+/// sled's page cache for the index store, by default. The writer keeps
+/// stream heads in memory and the indexer only appends, so the cache mostly
+/// serves proofs' node reads and stream range queries, which fall back to
+/// the OS page cache over sled's files. 16 MiB rather than sled's 64: the
+/// cache fills to its cap during a long ingest, and at 64 MiB it was the
+/// largest fixed share of ledgerd's RSS (BENCHMARKS.md, "RSS while
+/// ingesting 10 M events").
+pub const DEFAULT_INDEX_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 impl SledStore {
-    /// Opens (or creates) the store at `path`. A store sled cannot open is
-    /// deleted and recreated empty: the caller rebuilds it from the log.
+    /// Opens (or creates) the store at `path` with the default cache
+    /// ([`DEFAULT_INDEX_CACHE_BYTES`]).
     pub fn open(path: &Path) -> Result<SledStore> {
+        SledStore::open_with_cache(path, DEFAULT_INDEX_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store at `path`, sled's page cache capped at
+    /// `cache_bytes`. A store sled cannot open is deleted and recreated
+    /// empty: the caller rebuilds it from the log.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<SledStore> {
         let config = || {
             sled::Config::new()
                 .path(path)
-                .cache_capacity(64 * 1024 * 1024)
+                .cache_capacity(cache_bytes)
                 .flush_every_ms(Some(1000))
         };
         let db = match super::open_sled(&config()) {
