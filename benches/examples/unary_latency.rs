@@ -1,21 +1,34 @@
 //! Experiment: in-process `append_async` latency at a paced open-loop rate
 //! (no gRPC), to split unary latency between the ledger and the transport.
-//! `cargo run --release -p ledger-benches --features grpc --example unary_latency`
+//! `cargo run --release -p ledger-benches --features grpc --example unary_latency -- [--rate EVENTS_PER_S] [--calls N] [--no-sync]`
+//! (defaults: 25,000 events/s, 20,000 calls; `--no-sync` skips fdatasync,
+//! to split the disk's share from the rest).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_benches::{EventSource, bench_dir, open_ledger};
+use ledger_benches::{EventSource, bench_config, bench_dir, open_ledger_with, positive_arg};
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let dir = bench_dir()?;
-    let ledger = Arc::new(open_ledger(dir.path())?);
+    let mut rate = 25_000.0;
+    let mut calls = 20_000;
+    let mut config = bench_config();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rate" => rate = positive_arg(args.next(), "--rate")? as f64,
+            "--calls" => calls = positive_arg(args.next(), "--calls")?,
+            "--no-sync" => config.unsafe_no_sync = true,
+            other => anyhow::bail!("unknown argument {other:?} (--rate N, --calls N, --no-sync)"),
+        }
+    }
+    let ledger = Arc::new(open_ledger_with(dir.path(), config)?);
     let mut source = EventSource::default();
-    let rate = 25_000.0;
     let batch = 10;
     let producers = 8;
-    let requests = source.requests(20_000, batch);
+    let requests = source.requests(calls, batch);
     let interval = Duration::from_secs_f64(batch as f64 * producers as f64 / rate);
     let mut shares: Vec<Vec<_>> = (0..producers).map(|_| Vec::new()).collect();
     for (i, r) in requests.into_iter().enumerate() {

@@ -73,6 +73,12 @@ pub struct BenchArgs {
     /// The producer key's id.
     #[arg(long, requires = "sign_key")]
     key_id: Option<String>,
+    /// With --signed or --sign-key, and --count: build and sign every
+    /// request before the clock starts, so that the measured run is the
+    /// server verifying, not this client signing on the same cores.
+    /// Payload send times are then stale, so no subscribers.
+    #[arg(long, requires = "count")]
+    presign: bool,
     /// Without --server: the ledgerd to start [default: the one beside this
     /// binary].
     #[arg(long, env = "LEDGERD_BIN")]
@@ -95,6 +101,12 @@ impl Drop for Started {
 }
 
 impl Started {
+    /// CPU seconds the server has used so far (user + system).
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        cpu_seconds_of_stat(&stat)
+    }
+
     /// Peak and current resident set of the server, in bytes.
     fn rss(&self) -> Option<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -122,6 +134,18 @@ impl Started {
         }
         walk(&self.data)
     }
+}
+
+/// User + system CPU seconds from a `/proc/<pid>/stat` line. The command
+/// name (field 2) may hold spaces and parentheses, so fields are counted
+/// from its closing parenthesis; utime and stime are fields 14 and 15, in
+/// clock ticks of 1/100 s (Linux's `USER_HZ` on every architecture we run).
+fn cpu_seconds_of_stat(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// The principal a `--signed` run appends as.
@@ -191,6 +215,22 @@ fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// One request of `batch` events to `stream`.
+fn request(
+    stream: &str,
+    batch: usize,
+    payload_bytes: usize,
+    key: Option<&ProducerKey>,
+) -> anyhow::Result<proto::AppendRequest> {
+    let events = (0..batch)
+        .map(|_| event(stream, payload_bytes, key))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(proto::AppendRequest {
+        events,
+        ..Default::default()
+    })
+}
+
 /// One event of the run: its payload carries the send time.
 fn event(stream: &str, payload_bytes: usize, key: Option<&ProducerKey>) -> anyhow::Result<proto::Event> {
     let head = format!("{{\"t\":{},\"pad\":\"", now_ns());
@@ -245,6 +285,12 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
     }
     if !args.duration.is_finite() || args.duration <= 0.0 {
         bail!("--duration: must be greater than 0");
+    }
+    if args.presign && !(args.signed || args.sign_key.is_some()) {
+        bail!("--presign: needs --signed or --sign-key (it pre-signs the events)");
+    }
+    if args.presign && args.subscribers > 0 {
+        bail!("--presign: not with --subscribers (delivery latency needs send times stamped at send)");
     }
     let (client, started) = match client {
         Some(_) if args.signed => bail!("--signed: only without --server (use --sign-key and --key-id with one)"),
@@ -329,16 +375,47 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         tokio::time::sleep(Duration::from_millis(200 + args.subscribers as u64)).await;
     }
 
-    let begin = Instant::now();
-    let deadline = begin + Duration::from_secs_f64(args.duration);
     let per_producer_rate = (args.rate > 0).then(|| args.rate as f64 / args.producers as f64);
     let per_producer_count = args.count.map(|c| c.div_ceil(args.producers as u64));
+    let producer_streams =
+        |p: usize| -> Vec<String> { (p..streams).step_by(args.producers).map(stream_name).collect() };
+    // --presign: every producer's requests, built and signed on the
+    // blocking pool (all cores) before the clock starts.
+    let mut presigned: Vec<Option<VecDeque<proto::AppendRequest>>> = (0..args.producers).map(|_| None).collect();
+    if let (true, Some(count)) = (args.presign, per_producer_count) {
+        let presign_begin = Instant::now();
+        let mut jobs = Vec::new();
+        for p in 0..args.producers {
+            let (streams, key, batch, payload_bytes) =
+                (producer_streams(p), key.clone(), args.batch, args.payload_bytes);
+            jobs.push(tokio::task::spawn_blocking(move || {
+                let requests = count.div_ceil(batch as u64) as usize;
+                (0..requests)
+                    .map(|turn| request(&streams[turn % streams.len()], batch, payload_bytes, key.as_deref()))
+                    .collect::<anyhow::Result<VecDeque<_>>>()
+            }));
+        }
+        for (p, job) in jobs.into_iter().enumerate() {
+            presigned[p] = Some(job.await??);
+        }
+        if !json {
+            eprintln!(
+                "presigned {} requests in {:.1} s",
+                presigned.iter().flatten().map(VecDeque::len).sum::<usize>(),
+                presign_begin.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    let cpu_before = started.as_ref().and_then(Started::cpu_seconds);
+    let begin = Instant::now();
+    let deadline = begin + Duration::from_secs_f64(args.duration);
     let mut producers = Vec::new();
-    for p in 0..args.producers {
+    for (p, mut presigned) in presigned.into_iter().enumerate() {
         let raw = client.raw();
         let shared = Arc::clone(&shared);
         let key = key.clone();
-        let streams: Vec<String> = (p..streams).step_by(args.producers).map(stream_name).collect();
+        let streams = producer_streams(p);
         let (batch, window, payload_bytes, unary) = (args.batch, args.window, args.payload_bytes, args.unary);
         producers.push(tokio::spawn(async move {
             let pacing = per_producer_rate.map(|rate| Duration::from_secs_f64(batch as f64 / rate));
@@ -346,15 +423,11 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
             let mut sent_events = 0u64;
             let mut local = histogram()?;
             let mut turn = 0usize;
-            let make = |turn: usize| -> anyhow::Result<proto::AppendRequest> {
-                let stream = &streams[turn % streams.len()];
-                let events = (0..batch)
-                    .map(|_| event(stream, payload_bytes, key.as_deref()))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                Ok(proto::AppendRequest {
-                    events,
-                    ..Default::default()
-                })
+            let mut make = |turn: usize| -> anyhow::Result<proto::AppendRequest> {
+                match presigned.as_mut() {
+                    Some(ready) => ready.pop_front().context("--presign: ran out of presigned requests"),
+                    None => request(&streams[turn % streams.len()], batch, payload_bytes, key.as_deref()),
+                }
             };
             let more = |sent: u64| Instant::now() < deadline && per_producer_count.is_none_or(|c| sent < c);
             if unary {
@@ -469,6 +542,10 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         }
     }
     let elapsed = begin.elapsed().as_secs_f64();
+    let server_cpu = match (cpu_before, started.as_ref().and_then(Started::cpu_seconds)) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
     // Give subscribers a moment to receive the tail, then stop them.
     if !subscriber_tasks.is_empty() {
         let appended = shared.appended.load(Ordering::Relaxed);
@@ -517,6 +594,10 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         "errors": shared.errors.load(Ordering::Relaxed),
         "ack_ms": {"p50": ms(&acks, 0.5), "p95": ms(&acks, 0.95), "p99": ms(&acks, 0.99), "max": acks.max() as f64 / 1000.0, "count": acks.len()},
         "delivery_ms": (args.subscribers > 0).then(|| json!({"p50": ms(&delivery, 0.5), "p95": ms(&delivery, 0.95), "p99": ms(&delivery, 0.99), "max": delivery.max() as f64 / 1000.0, "count": delivery.len()})),
+        "presigned": args.presign,
+        "server_cpu_seconds": server_cpu,
+        "server_cores_busy": server_cpu.map(|cpu| cpu / elapsed),
+        "events_per_server_cpu_second": server_cpu.filter(|&cpu| cpu > 0.0).map(|cpu| appended as f64 / cpu),
         "server_rss_bytes": rss.map(|(peak, now)| json!({"peak": peak, "now": now})),
         "disk_bytes_per_event": disk.filter(|_| appended > 0).map(|d| d as f64 / appended as f64),
         "ack_percentiles_ms": percentiles(&acks),
@@ -560,6 +641,13 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
             delivery.len()
         );
     }
+    if let Some(cpu) = server_cpu {
+        println!(
+            "server CPU: {cpu:.1} s ({:.2} cores busy), {:.0} events per server CPU second",
+            cpu / elapsed,
+            appended as f64 / cpu.max(f64::MIN_POSITIVE)
+        );
+    }
     if let Some((peak, now)) = rss {
         println!("server RSS: peak {} MiB, now {} MiB", peak >> 20, now >> 20);
     }
@@ -570,4 +658,19 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_seconds_of_stat;
+
+    #[test]
+    fn cpu_seconds_count_fields_after_the_command_name() {
+        // Fields 14 and 15 (utime 250, stime 75 ticks) after a command name
+        // holding a space and a parenthesis.
+        let stat = "4242 (led gerd) x) S 1 4242 4242 0 -1 4194560 3 0 0 0 250 75 0 0 20 0 18 0 100 1000 200";
+        assert_eq!(cpu_seconds_of_stat(stat), Some(3.25));
+        assert_eq!(cpu_seconds_of_stat("4242 (ledgerd) S 1 2"), None, "a truncated line");
+        assert_eq!(cpu_seconds_of_stat("no parenthesis"), None);
+    }
 }
