@@ -138,6 +138,9 @@ impl ServerConfig {
 }
 
 /// Settings from flags and environment (`ledgerd serve --help`).
+// The field docs are also clap's help text, where `<data>` reads as the
+// placeholder it is; to rustdoc it looks like an unclosed HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML config file (settings named as the flags, with underscores).

@@ -1,6 +1,6 @@
 //! The segment log: append-only files that are the single source of truth.
 //!
-//! Files: [`file`] (naming, header, creation), [`frame`] (record framing),
+//! Files: [`file`](mod@file) (naming, header, creation), [`frame`] (record framing),
 //! [`cursor`] (sequential reads), [`index`] (where records are),
 //! [`recovery`] (the open scan: verify, truncate a torn tail, refuse
 //! corruption). Writing is the group-commit writer's job (`commit.rs`).

@@ -12,8 +12,8 @@
 //! what lets hours and days be merged from minutes instead of averaging
 //! percentiles.
 //!
-//! Determinism beyond one machine: the bucket index uses [`portable_ln`]
-//! and estimates use [`portable_powi`], built from IEEE add, multiply and
+//! Determinism beyond one machine: the bucket index uses `portable_ln`
+//! and estimates use `portable_powi`, built from IEEE add, multiply and
 //! divide only (correctly rounded everywhere), instead of the platform's
 //! `ln`/`powi`, whose last bit may differ between libms. A replay on another
 //! machine therefore puts every value in the same bucket.
