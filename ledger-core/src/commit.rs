@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use ledger_verify::merkle::Frontier;
-use ledger_verify::record::{RecordHeader, record_hash};
+use ledger_verify::record::{RecordHeader, encode_record_prefix, record_hash};
 use ledger_verify::{Hash, HashAlg};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -32,7 +32,7 @@ use crate::ids::{IdMap, IdReader, KeyedHash};
 use crate::ledger::Shared;
 use crate::reader::read_one;
 use crate::segment::file::{SegmentHeader, create_segment};
-use crate::segment::frame::{FLAG_BATCH_END, FRAME_HEADER_LEN, encode_frame};
+use crate::segment::frame::{FLAG_BATCH_END, begin_frame, end_canonical, finish_frame};
 use crate::segment::index::SegmentInfo;
 use crate::signer::Signer;
 use crate::store::{IndexBatch, IndexedEvent, TreeNode};
@@ -395,6 +395,18 @@ impl Writer {
             let seq = self.next_seq + scratch.staged.len() as u64;
             let prev_hash = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
             let PreparedEvent { header: event, payload } = event;
+            // The canonical bytes are encoded in the frame itself (what
+            // `RecordHeader::encode` would return, without a `Vec` per record).
+            let flags = if i + 1 == count { FLAG_BATCH_END } else { 0 };
+            let start = begin_frame(&mut scratch.buf, flags);
+            let canonical_at = scratch.buf.len();
+            encode_record_prefix(&mut scratch.buf, seq, stream_version, recorded_at_ns, &prev_hash);
+            event.encode_record_tail(&mut scratch.buf);
+            end_canonical(&mut scratch.buf, start);
+            let hash = record_hash(&scratch.buf[canonical_at..]);
+            scratch.buf.extend_from_slice(&payload);
+            finish_frame(&mut scratch.buf, start);
+            let offset_in_group = start as u64;
             let header = RecordHeader {
                 seq,
                 stream_version,
@@ -402,12 +414,6 @@ impl Writer {
                 prev_hash,
                 event,
             };
-            let canonical = header.encode();
-            let hash = record_hash(&canonical);
-            let flags = if i + 1 == count { FLAG_BATCH_END } else { 0 };
-            let offset_in_group = scratch.buf.len() as u64;
-            encode_frame(&mut scratch.buf, flags, &canonical, &payload);
-            debug_assert!(scratch.buf.len() >= FRAME_HEADER_LEN);
             for (level, index, hash) in frontier.push(tree_hash.leaf_hash(&hash))? {
                 nodes.push(TreeNode { level, index, hash });
             }
