@@ -2,6 +2,8 @@
 //! queued append request into one group, checks each against ledger state
 //! (idempotency, expected version), assigns seqs and hashes, writes the whole
 //! group with one `write` and one `fdatasync`, and only then acknowledges.
+//! The group's checkpoint is signed meanwhile by an idle helper thread
+//! (`helpers.rs`) when there is one, and used only once the fsync succeeded.
 //!
 //! A key rotation (`rotation.rs`) is the one request that ends its group:
 //! the writer signs that group's tree with the old key, then switches to the
@@ -208,20 +210,35 @@ impl Writer {
             }
             return;
         }
+        let last = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
+        let (size, root) = (frontier.size(), frontier.root());
+        let sign = |signer: &dyn Signer| {
+            sign_checkpoint(
+                signer,
+                &shared.identity.origin,
+                shared.identity.tree_hash,
+                size,
+                root,
+                last,
+                recorded_at_ns,
+            )
+        };
+        // The checkpoint is signed by an idle helper while this thread
+        // writes and fsyncs, if one is idle; it is used only once the group
+        // is durable, and dropped with it if the write or the fsync fails.
+        // (A rotation's group signs here, with both keys.)
+        let signing = if switch_to.is_none() {
+            self.sign_on_helper(size, root, last, recorded_at_ns)
+        } else {
+            None
+        };
         let committed = self.write_and_sync(&scratch.buf).and_then(|base_offset| {
-            let last = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
-            let sign = |signer: &dyn Signer| {
-                sign_checkpoint(
-                    signer,
-                    &shared.identity.origin,
-                    shared.identity.tree_hash,
-                    frontier.size(),
-                    frontier.root(),
-                    last,
-                    recorded_at_ns,
-                )
+            let checkpoint = match signing {
+                Some(signed) => signed
+                    .recv()
+                    .map_err(|_| LedgerError::Signer("the signing helper stopped".to_string()))??,
+                None => sign(self.signer.as_ref())?,
             };
-            let checkpoint = sign(self.signer.as_ref())?;
             // A rotation: the acknowledgements carry the old key's signature
             // of this tree (the last it makes); the head is published signed
             // by the new key, which signs everything from here on.
@@ -311,6 +328,36 @@ impl Writer {
         if self.index_tx.send(index_batch).is_err() {
             self.poisoned = Some("the indexer stopped".to_string());
         }
+    }
+
+    /// Offers the signature of the tree of `size` records to an idle
+    /// helper; `None` when none is idle (the caller signs it itself).
+    fn sign_on_helper(
+        &self,
+        size: u64,
+        root: Hash,
+        chain_head: Hash,
+        recorded_at_ns: i64,
+    ) -> Option<std::sync::mpsc::Receiver<Result<SignedCheckpoint>>> {
+        let (done, signed) = std::sync::mpsc::sync_channel(1);
+        let shared = Arc::clone(&self.shared);
+        let signer = Arc::clone(&self.signer);
+        let job = Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sign_checkpoint(
+                    signer.as_ref(),
+                    &shared.identity.origin,
+                    shared.identity.tree_hash,
+                    size,
+                    root,
+                    chain_head,
+                    recorded_at_ns,
+                )
+            }))
+            .unwrap_or_else(|_| Err(LedgerError::Signer("signing the checkpoint panicked".to_string())));
+            let _ = done.send(result);
+        });
+        crate::helpers::offer(job).ok().map(|()| signed)
     }
 
     /// Checks one request against ledger state and stages its records.

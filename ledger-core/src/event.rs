@@ -9,7 +9,6 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -18,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::{LedgerConfig, limits};
 use crate::error::{LedgerError, Result};
+use crate::helpers;
 use crate::ids::IdMap;
 use crate::scan::{ScanStop, SecretScanner};
 
@@ -184,56 +184,6 @@ pub(crate) struct Checks {
 /// for it.
 const PARALLEL_MIN_EVENTS: usize = 256;
 
-/// Threads a large batch is split over at most: the caller's and the
-/// helpers'. The machine's parallelism, at most four (a batch is at most a
-/// few milliseconds of work).
-fn check_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4))
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The helper threads of the process (`check_threads() - 1`, started on
-/// first use, shared by every ledger), reached through a rendezvous
-/// channel: a job is handed over only to a helper idle at that moment, and
-/// a caller that finds none checks its whole batch itself. So concurrent
-/// callers (a server's) never queue behind each other here, and helpers
-/// only add parallelism where callers leave threads idle.
-fn helpers() -> Option<&'static SyncSender<Job>> {
-    static HELPERS: std::sync::OnceLock<Option<SyncSender<Job>>> = std::sync::OnceLock::new();
-    HELPERS
-        .get_or_init(|| {
-            let (offer, jobs) = std::sync::mpsc::sync_channel::<Job>(0);
-            let jobs = Arc::new(Mutex::new(jobs));
-            let mut started = 0;
-            for n in 1..check_threads() {
-                let jobs = Arc::clone(&jobs);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("ledger-check-{n}"))
-                    .spawn(move || {
-                        loop {
-                            // One idle helper waits in `recv`, the others
-                            // for the lock; a job runs without it.
-                            let job = match jobs.lock() {
-                                Ok(jobs) => jobs.recv(),
-                                Err(_) => return,
-                            };
-                            match job {
-                                Ok(job) => job(),
-                                Err(_) => return,
-                            }
-                        }
-                    });
-                if spawned.is_ok() {
-                    started += 1;
-                }
-            }
-            (started > 0).then_some(offer)
-        })
-        .as_ref()
-}
-
 /// Runs every stateless check on a request, the secret scan included, and
 /// computes the headers.
 pub(crate) fn prepare(request: AppendRequest, checks: &Arc<Checks>) -> Result<(Vec<PreparedEvent>, ExpectedVersion)> {
@@ -307,11 +257,9 @@ pub(crate) fn prepare(request: AppendRequest, checks: &Arc<Checks>) -> Result<(V
 /// itself, as without helpers.
 fn prepare_events(mut events: Vec<Event>, count: usize, checks: &Arc<Checks>) -> Result<Vec<PreparedEvent>> {
     events.truncate(count);
-    let n_helpers = match helpers() {
-        Some(helpers) if events.len() >= PARALLEL_MIN_EVENTS => (helpers, check_threads() - 1),
-        _ => return prepare_chunk(0, events, &checks.config, &checks.scanner),
-    };
-    let (helpers, n_helpers) = n_helpers;
+    if events.len() < PARALLEL_MIN_EVENTS || helpers::count() == 0 {
+        return prepare_chunk(0, events, &checks.config, &checks.scanner);
+    }
     let mut chunks = Vec::with_capacity(events.len().div_ceil(CHUNK_EVENTS));
     while !events.is_empty() {
         let at = (events.len() - 1) / CHUNK_EVENTS * CHUNK_EVENTS;
@@ -325,9 +273,9 @@ fn prepare_events(mut events: Vec<Event>, count: usize, checks: &Arc<Checks>) ->
         finished: Mutex::new(0),
         changed: Condvar::new(),
     });
-    for _ in 0..n_helpers {
+    for _ in 0..helpers::count() {
         let shared = Arc::clone(&shared);
-        if helpers.try_send(Box::new(move || shared.work())).is_err() {
+        if helpers::offer(Box::new(move || shared.work())).is_err() {
             break;
         }
     }
