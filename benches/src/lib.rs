@@ -255,11 +255,20 @@ pub fn append_all(ledger: &Ledger, requests: Vec<AppendRequest>) -> ledger_core:
 /// Appends `requests` from [`GROUP_THREADS`] threads at once (dealt out
 /// round-robin); the wall time from the moment all threads are ready.
 pub fn append_concurrently(ledger: &Ledger, requests: Vec<AppendRequest>) -> ledger_core::Result<Duration> {
-    let mut per_thread: Vec<Vec<AppendRequest>> = (0..GROUP_THREADS).map(|_| Vec::new()).collect();
+    append_from_threads(ledger, requests, GROUP_THREADS)
+}
+
+/// [`append_concurrently`] from `threads` threads.
+pub fn append_from_threads(
+    ledger: &Ledger,
+    requests: Vec<AppendRequest>,
+    threads: usize,
+) -> ledger_core::Result<Duration> {
+    let mut per_thread: Vec<Vec<AppendRequest>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, request) in requests.into_iter().enumerate() {
-        per_thread[i % GROUP_THREADS].push(request);
+        per_thread[i % threads].push(request);
     }
-    let barrier = Barrier::new(GROUP_THREADS + 1);
+    let barrier = Barrier::new(threads + 1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = per_thread
             .into_iter()

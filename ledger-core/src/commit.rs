@@ -2,6 +2,8 @@
 //! queued append request into one group, checks each against ledger state
 //! (idempotency, expected version), assigns seqs and hashes, writes the whole
 //! group with one `write` and one `fdatasync`, and only then acknowledges.
+//! The group's checkpoint is signed meanwhile by an idle helper thread
+//! (`helpers.rs`) when there is one, and used only once the fsync succeeded.
 //!
 //! A key rotation (`rotation.rs`) is the one request that ends its group:
 //! the writer signs that group's tree with the old key, then switches to the
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
 use ledger_verify::merkle::Frontier;
-use ledger_verify::record::{RecordHeader, record_hash};
+use ledger_verify::record::{RecordHeader, encode_record_prefix, record_hash};
 use ledger_verify::{Hash, HashAlg};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -32,7 +34,7 @@ use crate::ids::{IdMap, IdReader, KeyedHash};
 use crate::ledger::Shared;
 use crate::reader::read_one;
 use crate::segment::file::{SegmentHeader, create_segment};
-use crate::segment::frame::{FLAG_BATCH_END, FRAME_HEADER_LEN, encode_frame};
+use crate::segment::frame::{FLAG_BATCH_END, begin_frame, end_canonical, finish_frame};
 use crate::segment::index::SegmentInfo;
 use crate::signer::Signer;
 use crate::store::{IndexBatch, IndexedEvent, TreeNode};
@@ -208,20 +210,35 @@ impl Writer {
             }
             return;
         }
+        let last = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
+        let (size, root) = (frontier.size(), frontier.root());
+        let sign = |signer: &dyn Signer| {
+            sign_checkpoint(
+                signer,
+                &shared.identity.origin,
+                shared.identity.tree_hash,
+                size,
+                root,
+                last,
+                recorded_at_ns,
+            )
+        };
+        // The checkpoint is signed by an idle helper while this thread
+        // writes and fsyncs, if one is idle; it is used only once the group
+        // is durable, and dropped with it if the write or the fsync fails.
+        // (A rotation's group signs here, with both keys.)
+        let signing = if switch_to.is_none() {
+            self.sign_on_helper(size, root, last, recorded_at_ns)
+        } else {
+            None
+        };
         let committed = self.write_and_sync(&scratch.buf).and_then(|base_offset| {
-            let last = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
-            let sign = |signer: &dyn Signer| {
-                sign_checkpoint(
-                    signer,
-                    &shared.identity.origin,
-                    shared.identity.tree_hash,
-                    frontier.size(),
-                    frontier.root(),
-                    last,
-                    recorded_at_ns,
-                )
+            let checkpoint = match signing {
+                Some(signed) => signed
+                    .recv()
+                    .map_err(|_| LedgerError::Signer("the signing helper stopped".to_string()))??,
+                None => sign(self.signer.as_ref())?,
             };
-            let checkpoint = sign(self.signer.as_ref())?;
             // A rotation: the acknowledgements carry the old key's signature
             // of this tree (the last it makes); the head is published signed
             // by the new key, which signs everything from here on.
@@ -313,6 +330,36 @@ impl Writer {
         }
     }
 
+    /// Offers the signature of the tree of `size` records to an idle
+    /// helper; `None` when none is idle (the caller signs it itself).
+    fn sign_on_helper(
+        &self,
+        size: u64,
+        root: Hash,
+        chain_head: Hash,
+        recorded_at_ns: i64,
+    ) -> Option<std::sync::mpsc::Receiver<Result<SignedCheckpoint>>> {
+        let (done, signed) = std::sync::mpsc::sync_channel(1);
+        let shared = Arc::clone(&self.shared);
+        let signer = Arc::clone(&self.signer);
+        let job = Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sign_checkpoint(
+                    signer.as_ref(),
+                    &shared.identity.origin,
+                    shared.identity.tree_hash,
+                    size,
+                    root,
+                    chain_head,
+                    recorded_at_ns,
+                )
+            }))
+            .unwrap_or_else(|_| Err(LedgerError::Signer("signing the checkpoint panicked".to_string())));
+            let _ = done.send(result);
+        });
+        crate::helpers::offer(job).ok().map(|()| signed)
+    }
+
     /// Checks one request against ledger state and stages its records.
     /// On error nothing of the request is staged.
     #[allow(clippy::too_many_arguments)]
@@ -395,6 +442,18 @@ impl Writer {
             let seq = self.next_seq + scratch.staged.len() as u64;
             let prev_hash = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
             let PreparedEvent { header: event, payload } = event;
+            // The canonical bytes are encoded in the frame itself (what
+            // `RecordHeader::encode` would return, without a `Vec` per record).
+            let flags = if i + 1 == count { FLAG_BATCH_END } else { 0 };
+            let start = begin_frame(&mut scratch.buf, flags);
+            let canonical_at = scratch.buf.len();
+            encode_record_prefix(&mut scratch.buf, seq, stream_version, recorded_at_ns, &prev_hash);
+            event.encode_record_tail(&mut scratch.buf);
+            end_canonical(&mut scratch.buf, start);
+            let hash = record_hash(&scratch.buf[canonical_at..]);
+            scratch.buf.extend_from_slice(&payload);
+            finish_frame(&mut scratch.buf, start);
+            let offset_in_group = start as u64;
             let header = RecordHeader {
                 seq,
                 stream_version,
@@ -402,12 +461,6 @@ impl Writer {
                 prev_hash,
                 event,
             };
-            let canonical = header.encode();
-            let hash = record_hash(&canonical);
-            let flags = if i + 1 == count { FLAG_BATCH_END } else { 0 };
-            let offset_in_group = scratch.buf.len() as u64;
-            encode_frame(&mut scratch.buf, flags, &canonical, &payload);
-            debug_assert!(scratch.buf.len() >= FRAME_HEADER_LEN);
             for (level, index, hash) in frontier.push(tree_hash.leaf_hash(&hash))? {
                 nodes.push(TreeNode { level, index, hash });
             }

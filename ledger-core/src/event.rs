@@ -8,6 +8,8 @@
 //! here, spread over callers, and never in the single writer thread.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
 use ledger_verify::record::{EventHeader, Metadata, ProducerSignature, payload_hash};
@@ -15,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::{LedgerConfig, limits};
 use crate::error::{LedgerError, Result};
+use crate::helpers;
 use crate::ids::IdMap;
 use crate::scan::{ScanStop, SecretScanner};
 
@@ -167,13 +170,24 @@ pub(crate) struct PreparedEvent {
     pub(crate) payload: Vec<u8>,
 }
 
+/// What the stateless checks need: the ledger's limits and its secret scan,
+/// behind an `Arc` so that helper threads can check part of a batch.
+#[derive(Debug)]
+pub(crate) struct Checks {
+    pub(crate) config: LedgerConfig,
+    pub(crate) scanner: SecretScanner,
+}
+
+/// Batches of at least this many events are shared with idle helper
+/// threads: a 256-byte JSON event costs ~1 µs to check, scan and hash, so a
+/// batch of 1024 is ~1 ms on the caller's thread while the writer waits
+/// for it.
+const PARALLEL_MIN_EVENTS: usize = 256;
+
 /// Runs every stateless check on a request, the secret scan included, and
 /// computes the headers.
-pub(crate) fn prepare(
-    request: AppendRequest,
-    config: &LedgerConfig,
-    scanner: &SecretScanner,
-) -> Result<(Vec<PreparedEvent>, ExpectedVersion)> {
+pub(crate) fn prepare(request: AppendRequest, checks: &Arc<Checks>) -> Result<(Vec<PreparedEvent>, ExpectedVersion)> {
+    let config = &checks.config;
     let AppendRequest {
         events,
         expected_version,
@@ -190,30 +204,170 @@ pub(crate) fn prepare(
             limit: config.max_batch_events,
         });
     }
+    // The error reported is the one the events would give checked one by
+    // one in order (a field error of event i before a repeat of its id, a
+    // repeat at i before anything wrong with a later event), then the
+    // batch-wide expected-version rule: so find the first repeated id
+    // first, and validate the events up to it.
     let mut first_position: IdMap<usize> = IdMap::with_capacity(events.len());
+    let mut repeat = None;
     for (index, event) in events.iter().enumerate() {
-        validate(index, event, config, scanner)?;
         if let Some(first) = first_position.insert(*event.id.as_bytes(), index) {
-            return Err(LedgerError::DuplicateIdInBatch {
-                event_id: event.id,
-                first,
-                second: index,
-            });
+            repeat = Some((
+                index,
+                LedgerError::DuplicateIdInBatch {
+                    event_id: event.id,
+                    first,
+                    second: index,
+                },
+            ));
+            break;
         }
     }
-    if expected_version != ExpectedVersion::Any
-        && let Some(other) = events.iter().find(|e| e.stream != events[0].stream)
-    {
-        return Err(LedgerError::InvalidRequest {
-            field: "expected_version",
-            reason: format!(
-                "an expected version needs all events in one stream, but the batch has {:?} and {:?}",
-                events[0].stream, other.stream
-            ),
-        });
+    let mixed_streams = if expected_version == ExpectedVersion::Any {
+        None
+    } else {
+        events
+            .iter()
+            .find(|e| e.stream != events[0].stream)
+            .map(|other| LedgerError::InvalidRequest {
+                field: "expected_version",
+                reason: format!(
+                    "an expected version needs all events in one stream, but the batch has {:?} and {:?}",
+                    events[0].stream, other.stream
+                ),
+            })
+    };
+    let validate_up_to = repeat.as_ref().map_or(events.len(), |(index, _)| index + 1);
+    let prepared = prepare_events(events, validate_up_to, checks)?;
+    if let Some((_, err)) = repeat {
+        return Err(err);
     }
-    let prepared = events.into_iter().map(Event::into_prepared).collect();
+    if let Some(err) = mixed_streams {
+        return Err(err);
+    }
     Ok((prepared, expected_version))
+}
+
+/// Validates and prepares the first `count` events (the rest are dropped);
+/// the error is the first invalid event's. A large batch is cut into
+/// chunks of [`CHUNK_EVENTS`] that the caller and any idle helper take in
+/// turn, so the caller never waits for a chunk nobody has started: on a
+/// machine whose cores are busy elsewhere it checks (nearly) the whole batch
+/// itself, as without helpers.
+fn prepare_events(mut events: Vec<Event>, count: usize, checks: &Arc<Checks>) -> Result<Vec<PreparedEvent>> {
+    events.truncate(count);
+    if events.len() < PARALLEL_MIN_EVENTS || helpers::count() == 0 {
+        return prepare_chunk(0, events, &checks.config, &checks.scanner);
+    }
+    let mut chunks = Vec::with_capacity(events.len().div_ceil(CHUNK_EVENTS));
+    while !events.is_empty() {
+        let at = (events.len() - 1) / CHUNK_EVENTS * CHUNK_EVENTS;
+        chunks.push(Mutex::new(ChunkState::Todo(events.split_off(at))));
+    }
+    chunks.reverse();
+    let shared = Arc::new(SharedChunks {
+        checks: Arc::clone(checks),
+        next: AtomicUsize::new(0),
+        chunks,
+        finished: Mutex::new(0),
+        changed: Condvar::new(),
+    });
+    for _ in 0..helpers::count() {
+        let shared = Arc::clone(&shared);
+        if helpers::offer(Box::new(move || shared.work())).is_err() {
+            break;
+        }
+    }
+    shared.work();
+    let n_chunks = shared.chunks.len();
+    let mut finished = lock(&shared.finished);
+    while *finished < n_chunks {
+        finished = match shared.changed.wait(finished) {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+    }
+    drop(finished);
+    let mut prepared = Vec::with_capacity(count);
+    for chunk in &shared.chunks {
+        match std::mem::replace(&mut *lock(chunk), ChunkState::Taken) {
+            ChunkState::Done(Ok(Ok(more))) => prepared.extend(more),
+            ChunkState::Done(Ok(Err(err))) => return Err(err),
+            ChunkState::Done(Err(panic)) => std::panic::resume_unwind(panic),
+            ChunkState::Todo(_) | ChunkState::Taken => {
+                unreachable!("every chunk is done once `finished` counts them all")
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+/// Events per chunk of a batch checked in parallel: ~50–100 µs of work, the
+/// longest a caller waits for a helper that took the last chunk.
+const CHUNK_EVENTS: usize = 64;
+
+/// A chunk of a batch checked in parallel.
+enum ChunkState {
+    Todo(Vec<Event>),
+    Taken,
+    Done(std::thread::Result<Result<Vec<PreparedEvent>>>),
+}
+
+/// A batch being checked by its caller and helpers.
+struct SharedChunks {
+    checks: Arc<Checks>,
+    /// The next chunk nobody has taken.
+    next: AtomicUsize,
+    chunks: Vec<Mutex<ChunkState>>,
+    /// Chunks done.
+    finished: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl SharedChunks {
+    /// Takes and checks chunks until none is left.
+    fn work(&self) {
+        loop {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = self.chunks.get(index) else { return };
+            let ChunkState::Todo(events) = std::mem::replace(&mut *lock(chunk), ChunkState::Taken) else {
+                continue;
+            };
+            let offset = index * CHUNK_EVENTS;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prepare_chunk(offset, events, &self.checks.config, &self.checks.scanner)
+            }));
+            *lock(chunk) = ChunkState::Done(result);
+            *lock(&self.finished) += 1;
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// A lock whose holder cannot have left its data half-changed: every
+/// critical section here is a single assignment.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// [`prepare_events`] on one thread: `offset` is the index of the chunk's
+/// first event in its batch.
+fn prepare_chunk(
+    offset: usize,
+    events: Vec<Event>,
+    config: &LedgerConfig,
+    scanner: &SecretScanner,
+) -> Result<Vec<PreparedEvent>> {
+    let mut prepared = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        validate(offset + i, &event, config, scanner)?;
+        prepared.push(event.into_prepared());
+    }
+    Ok(prepared)
 }
 
 fn validate(index: usize, event: &Event, config: &LedgerConfig, scanner: &SecretScanner) -> Result<()> {
@@ -369,6 +523,10 @@ mod tests {
         SecretScanner::default()
     }
 
+    fn with(config: LedgerConfig, scanner: SecretScanner) -> Arc<Checks> {
+        Arc::new(Checks { config, scanner })
+    }
+
     fn field_of(err: LedgerError) -> &'static str {
         match err {
             LedgerError::InvalidEvent { field, .. } | LedgerError::InvalidRequest { field, .. } => field,
@@ -398,7 +556,7 @@ mod tests {
         for (field, mutate) in cases {
             let mut event = good.clone();
             mutate(&mut event);
-            let err = prepare(AppendRequest::new(vec![event]), &config(), &scanner()).expect_err(field);
+            let err = prepare(AppendRequest::new(vec![event]), &with(config(), scanner())).expect_err(field);
             assert_eq!(field_of(err), field);
         }
     }
@@ -410,25 +568,29 @@ mod tests {
         config.max_batch_events = 2;
         let mut event = Event::json("s", "t", b"[1,2,3,4,5]".to_vec());
         event.content_type = "application/octet-stream".into();
-        let err = prepare(AppendRequest::new(vec![event]), &config, &scanner()).expect_err("too large");
+        let err = prepare(AppendRequest::new(vec![event]), &with(config.clone(), scanner())).expect_err("too large");
         assert!(
             matches!(err, LedgerError::PayloadTooLarge { size: 11, limit: 8, .. }),
             "{err}"
         );
         let events = (0..3).map(|_| Event::json("s", "t", b"1".to_vec())).collect();
-        let err = prepare(AppendRequest::new(events), &config, &scanner()).expect_err("too many");
+        let err = prepare(AppendRequest::new(events), &with(config.clone(), scanner())).expect_err("too many");
         assert!(
             matches!(err, LedgerError::BatchTooLarge { count: 3, limit: 2 }),
             "{err}"
         );
-        let err = prepare(AppendRequest::new(vec![]), &config, &scanner()).expect_err("empty");
+        let err = prepare(AppendRequest::new(vec![]), &with(config.clone(), scanner())).expect_err("empty");
         assert_eq!(field_of(err), "events");
     }
 
     #[test]
     fn rejects_repeated_ids_and_mixed_stream_expectations() {
         let a = Event::json("s", "t", b"1".to_vec());
-        let err = prepare(AppendRequest::new(vec![a.clone(), a.clone()]), &config(), &scanner()).expect_err("dup");
+        let err = prepare(
+            AppendRequest::new(vec![a.clone(), a.clone()]),
+            &with(config(), scanner()),
+        )
+        .expect_err("dup");
         assert!(
             matches!(
                 err,
@@ -446,9 +608,72 @@ mod tests {
             expected_version: ExpectedVersion::NoStream,
         };
         assert_eq!(
-            field_of(prepare(request, &config(), &scanner()).expect_err("mixed")),
+            field_of(prepare(request, &with(config(), scanner())).expect_err("mixed")),
             "expected_version"
         );
+    }
+
+    fn large_batch() -> Vec<Event> {
+        (0..1000)
+            .map(|i| Event::json(format!("s/{}", i % 7), "t", format!("{{\"n\":{i}}}").into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn a_large_batch_is_prepared_in_order() {
+        let events = large_batch();
+        assert!(events.len() >= PARALLEL_MIN_EVENTS);
+        let (prepared, _) = prepare(AppendRequest::new(events.clone()), &with(config(), scanner())).expect("valid");
+        assert_eq!(prepared.len(), events.len());
+        for (event, prepared) in events.iter().zip(&prepared) {
+            assert_eq!(prepared.header, event.header());
+        }
+    }
+
+    #[test]
+    fn a_large_batch_reports_the_error_events_in_order_would_give() {
+        let index_of = |err: LedgerError| match err {
+            LedgerError::InvalidEvent { index, .. } => ("invalid", index),
+            LedgerError::DuplicateIdInBatch { second, .. } => ("repeat", second),
+            other => panic!("unexpected error {other}"),
+        };
+        let run = |events: Vec<Event>| {
+            index_of(prepare(AppendRequest::new(events), &with(config(), scanner())).expect_err("invalid"))
+        };
+        // Two bad events in different chunks: the first one.
+        let mut events = large_batch();
+        events[700].stream.clear();
+        events[900].event_type.clear();
+        assert_eq!(run(events.clone()), ("invalid", 700));
+        events[300].payload = b"{".to_vec();
+        assert_eq!(run(events), ("invalid", 300));
+        // A repeated id before a bad event wins; a bad event before a
+        // repeat wins; an event that is both is reported as bad.
+        let mut events = large_batch();
+        events[800].id = events[10].id;
+        events[900].stream.clear();
+        assert_eq!(run(events.clone()), ("repeat", 800));
+        events[500].stream.clear();
+        assert_eq!(run(events.clone()), ("invalid", 500));
+        events[500].stream = "s/1".into();
+        events[800].stream.clear();
+        assert_eq!(run(events), ("invalid", 800));
+        // A secret far into the batch is named by its index in the batch.
+        let mut events = large_batch();
+        events[600].payload = br#"{"env":{"AWS_ACCESS_KEY_ID":"AKIAIOSFODNN7EXAMPLE"}}"#.to_vec();
+        match prepare(AppendRequest::new(events.clone()), &with(config(), scanner())) {
+            Err(LedgerError::SecretDetected(hit)) => assert_eq!((hit.index, hit.event_id), (600, events[600].id)),
+            other => panic!("expected a secret hit, got {other:?}"),
+        }
+        // Mixed streams under an expected version come after both.
+        let mut events = large_batch();
+        events[999].stream.clear();
+        let request = AppendRequest {
+            events,
+            expected_version: ExpectedVersion::NoStream,
+        };
+        let err = prepare(request, &with(config(), scanner())).expect_err("invalid");
+        assert_eq!(index_of(err), ("invalid", 999));
     }
 
     #[test]
@@ -464,7 +689,7 @@ mod tests {
             br#"{"env":{"AWS_ACCESS_KEY_ID":"AKIAIOSFODNN7EXAMPLE"}}"#.to_vec(),
         );
         let request = AppendRequest::new(vec![clean.clone(), leaky.clone()]);
-        match prepare(request.clone(), &config(), &scanner()) {
+        match prepare(request.clone(), &with(config(), scanner())) {
             Err(LedgerError::SecretDetected(hit)) => {
                 assert_eq!((hit.index, hit.event_id), (1, leaky.id));
                 assert_eq!(hit.field_path, "payload.env.AWS_ACCESS_KEY_ID");
@@ -472,19 +697,19 @@ mod tests {
             }
             other => panic!("expected a secret hit, got {other:?}"),
         }
-        assert!(prepare(request, &config(), &SecretScanner::disabled()).is_ok());
+        assert!(prepare(request, &with(config(), SecretScanner::disabled())).is_ok());
     }
 
     #[test]
     fn invalid_json_is_refused_with_or_without_the_scan() {
         let mut event = Event::json("s", "t", b"{\"a\": }".to_vec());
         for scanner in [scanner(), SecretScanner::disabled()] {
-            let err = prepare(AppendRequest::new(vec![event.clone()]), &config(), &scanner).expect_err("not json");
+            let err = prepare(AppendRequest::new(vec![event.clone()]), &with(config(), scanner)).expect_err("not json");
             assert!(err.to_string().contains("not valid JSON"), "{err}");
             assert_eq!(field_of(err), "payload");
         }
         event.content_type = "text/plain".into();
-        assert!(prepare(AppendRequest::new(vec![event]), &config(), &scanner()).is_ok());
+        assert!(prepare(AppendRequest::new(vec![event]), &with(config(), scanner())).is_ok());
     }
 
     #[test]

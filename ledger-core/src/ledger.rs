@@ -27,7 +27,7 @@ use crate::checkpoint::{SignedCheckpoint, sign_checkpoint};
 use crate::commit::{AppendOutcome, Command, Writer};
 use crate::config::LedgerConfig;
 use crate::error::{LedgerError, Result};
-use crate::event::{AppendRequest, prepare, timestamp_ns};
+use crate::event::{AppendRequest, Checks, prepare, timestamp_ns};
 use crate::ids::{IdIndex, IdIndexStats};
 use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
@@ -169,7 +169,7 @@ pub struct Ledger {
     threads: Mutex<Vec<JoinHandle<()>>>,
     producer_keys: RwLock<Option<Arc<dyn ProducerKeyResolver>>>,
     /// Compiled from `config.secret_scan` at open.
-    scanner: SecretScanner,
+    checks: Arc<Checks>,
     /// Held for a whole key rotation: one at a time.
     rotating: Mutex<()>,
     /// Held while `<dir>/checkpoint` is written.
@@ -292,7 +292,10 @@ impl Ledger {
             commands: RwLock::new(Some(command_tx)),
             threads: Mutex::new(vec![writer, indexer]),
             producer_keys: RwLock::new(None),
-            scanner,
+            checks: Arc::new(Checks {
+                config: config.clone(),
+                scanner,
+            }),
             rotating: Mutex::new(()),
             saving: Mutex::new(()),
             _lock: lock,
@@ -342,7 +345,11 @@ impl Ledger {
         request: AppendRequest,
         new: Arc<dyn Signer>,
     ) -> Result<AppendOutcome> {
-        let (events, expected) = prepare(request, &self.shared.config, &SecretScanner::disabled())?;
+        let checks = Arc::new(Checks {
+            config: self.shared.config.clone(),
+            scanner: SecretScanner::disabled(),
+        });
+        let (events, expected) = prepare(request, &checks)?;
         let (reply, receiver) = oneshot::channel();
         let command = Command {
             events,
@@ -369,7 +376,7 @@ impl Ledger {
     /// it, and a server may call it on a blocking thread for a large batch
     /// and then hand the result to [`Ledger::submit_checked`].
     pub fn check(&self, request: AppendRequest) -> Result<CheckedBatch> {
-        let (events, expected) = prepare(request, &self.shared.config, &self.scanner)?;
+        let (events, expected) = prepare(request, &self.checks)?;
         let resolver = match self.producer_keys.read() {
             Ok(keys) => keys.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),

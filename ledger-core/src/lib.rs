@@ -18,6 +18,7 @@ mod commit;
 pub mod config;
 pub mod error;
 pub mod event;
+mod helpers;
 mod ids;
 mod indexer;
 mod ledger;

@@ -151,6 +151,22 @@ impl EventHeader {
                 .sum::<usize>()
     }
 
+    /// Appends the part of the canonical record bytes that depends on the
+    /// event alone: everything after [`encode_record_prefix`]. With it a
+    /// writer encodes records straight into a larger buffer (its frames)
+    /// instead of allocating a `Vec` per record.
+    pub fn encode_record_tail(&self, out: &mut Vec<u8>) {
+        self.encode_fields(out);
+        match &self.signature {
+            None => out.push(0),
+            Some(sig) => {
+                out.push(1);
+                put_str(out, &sig.key_id);
+                out.extend_from_slice(&sig.signature);
+            }
+        }
+    }
+
     fn encode_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.id);
         put_str(out, &self.stream);
@@ -171,24 +187,18 @@ impl EventHeader {
 }
 
 impl RecordHeader {
-    /// The canonical record bytes: what [`record_hash`] hashes.
+    /// The canonical record bytes: what [`record_hash`] hashes. They are
+    /// [`encode_record_prefix`] followed by [`EventHeader::encode_record_tail`].
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.event.encoded_len_hint());
-        out.extend_from_slice(RECORD_DOMAIN);
-        out.push(ENCODING_VERSION);
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.stream_version.to_le_bytes());
-        out.extend_from_slice(&self.recorded_at_ns.to_le_bytes());
-        out.extend_from_slice(&self.prev_hash);
-        self.event.encode_fields(&mut out);
-        match &self.event.signature {
-            None => out.push(0),
-            Some(sig) => {
-                out.push(1);
-                put_str(&mut out, &sig.key_id);
-                out.extend_from_slice(&sig.signature);
-            }
-        }
+        encode_record_prefix(
+            &mut out,
+            self.seq,
+            self.stream_version,
+            self.recorded_at_ns,
+            &self.prev_hash,
+        );
+        self.event.encode_record_tail(&mut out);
         out
     }
 
@@ -228,6 +238,22 @@ impl RecordHeader {
             },
         })
     }
+}
+
+/// Length of the bytes [`encode_record_prefix`] appends.
+pub const RECORD_PREFIX_LEN: usize = RECORD_DOMAIN.len() + 1 + 8 + 8 + 8 + 32;
+
+/// Appends the start of the canonical record bytes: the domain tag, the
+/// version and the fields the ledger assigns (seq, stream version,
+/// `recorded_at`, `prev_hash`). The event's own part follows it
+/// ([`EventHeader::encode_record_tail`]).
+pub fn encode_record_prefix(out: &mut Vec<u8>, seq: u64, stream_version: u64, recorded_at_ns: i64, prev_hash: &Hash) {
+    out.extend_from_slice(RECORD_DOMAIN);
+    out.push(ENCODING_VERSION);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&stream_version.to_le_bytes());
+    out.extend_from_slice(&recorded_at_ns.to_le_bytes());
+    out.extend_from_slice(prev_hash);
 }
 
 /// Canonical record bytes decoded without copying: the strings borrow from
@@ -468,6 +494,30 @@ mod tests {
         let mut unsigned = record.clone();
         unsigned.event.signature = None;
         assert_eq!(RecordHeader::decode(&unsigned.encode())?, unsigned);
+        Ok(())
+    }
+
+    #[test]
+    fn prefix_and_tail_split_the_record_at_the_event() -> Result<(), DecodeError> {
+        let record = sample();
+        let mut prefix = Vec::new();
+        encode_record_prefix(
+            &mut prefix,
+            record.seq,
+            record.stream_version,
+            record.recorded_at_ns,
+            &record.prev_hash,
+        );
+        assert_eq!(prefix.len(), RECORD_PREFIX_LEN);
+        let mut tail = Vec::new();
+        record.event.encode_record_tail(&mut tail);
+        // The tail is the event's own bytes: the same whatever the seq.
+        let mut moved = record.clone();
+        moved.seq = 99;
+        moved.prev_hash = [1; 32];
+        assert_eq!(moved.encode()[RECORD_PREFIX_LEN..], tail[..]);
+        prefix.extend_from_slice(&tail);
+        assert_eq!(RecordHeader::decode(&prefix)?, record);
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ledger_benches::{
-    BusyCore, EventSource, GROUP_THREADS, PAYLOAD_BYTES, RawLog, append_all, append_concurrently, bench_config,
+    BusyCore, EventSource, GROUP_THREADS, PAYLOAD_BYTES, RawLog, append_all, append_from_threads, bench_config,
     bench_dir, dir_bytes, health_payload, open_ledger, open_ledger_with, raw_append_all, raw_frames,
 };
 use ledger_core::LedgerConfig;
@@ -29,19 +29,23 @@ use serde_json::{Value, json};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// One ledger workload: `batches` appends of `batch` events each, from one
-/// thread or from [`GROUP_THREADS`] threads at once.
+/// One ledger workload: `batches` appends of `batch` events each, from
+/// `threads` threads at once (each appending one batch at a time).
 #[derive(Clone, Copy, Debug)]
 struct Workload {
     label: &'static str,
     batch: usize,
     batches: usize,
-    threaded: bool,
+    threads: usize,
 }
 
 impl Workload {
     fn events(&self) -> usize {
         self.batch * self.batches
+    }
+
+    fn threaded(&self) -> bool {
+        self.threads > 1
     }
 }
 
@@ -98,8 +102,8 @@ fn ledger_run(workload: Workload, config: LedgerConfig) -> AnyResult<(f64, f64)>
     let ledger = open_ledger_with(dir.path(), config)?;
     let log_before = dir_bytes(&dir.path().join("log"))?;
     let requests = EventSource::default().requests(workload.batches, workload.batch);
-    let elapsed = if workload.threaded {
-        append_concurrently(&ledger, requests)?
+    let elapsed = if workload.threaded() {
+        append_from_threads(&ledger, requests, workload.threads)?
     } else {
         append_all(&ledger, requests)?
     };
@@ -219,32 +223,41 @@ fn main() -> AnyResult<()> {
             label: "batch 1024",
             batch: 1024,
             batches: 196 / scale,
-            threaded: false,
+            threads: 1,
+        },
+        // How the server uses it: more than one producer's batch at a
+        // time, so one caller checks its batch while the other's is
+        // written and fsynced.
+        Workload {
+            label: "batch 1024 × 2 callers",
+            batch: 1024,
+            batches: 196 / scale,
+            threads: 2,
         },
         Workload {
             label: "batch 64",
             batch: 64,
             batches: 313 / scale,
-            threaded: false,
+            threads: 1,
         },
         Workload {
             label: "batch 1",
             batch: 1,
             batches: 2000 / scale,
-            threaded: false,
+            threads: 1,
         },
         Workload {
             label: "batch 1 × 8 threads",
             batch: 1,
             batches: 20_000 / scale,
-            threaded: true,
+            threads: GROUP_THREADS,
         },
         // What the gRPC service will see: eight producers sending batches.
         Workload {
             label: "batch 64 × 8 threads",
             batch: 64,
             batches: 626 / scale,
-            threaded: true,
+            threads: GROUP_THREADS,
         },
     ];
 
@@ -263,22 +276,22 @@ fn main() -> AnyResult<()> {
             let (rate, bytes) = ledger_run(workload, bench_config())?;
             ledger_rates.push(rate);
             bytes_per_event = bytes;
-            if !workload.threaded {
+            if !workload.threaded() {
                 idle_rates.push(raw_run(workload, false)?);
                 busy_rates.push(raw_run(workload, true)?);
             }
         }
         let ledger = Rates::of(ledger_rates);
-        let (idle, busy) = match (workload.threaded, raw_by_batch.get(&workload.batch)) {
+        let (idle, busy) = match (workload.threaded(), raw_by_batch.get(&workload.batch)) {
             // The raw baseline of a threaded workload is the single-thread
             // one of the same batch size.
             (true, Some(&raw)) => raw,
             _ => (Rates::of(idle_rates), Rates::of(busy_rates)),
         };
-        if !workload.threaded {
+        if !workload.threaded() {
             raw_by_batch.insert(workload.batch, (idle, busy));
         }
-        let raw_label = if workload.threaded {
+        let raw_label = if workload.threaded() {
             format!(" (raw: batch {}, 1 writer)", workload.batch)
         } else {
             String::new()
@@ -286,7 +299,7 @@ fn main() -> AnyResult<()> {
         json_rows.push(json!({
             "label": workload.label,
             "batch": workload.batch,
-            "threads": if workload.threaded { GROUP_THREADS } else { 1 },
+            "threads": workload.threads,
             "events": workload.events(),
             "ledger_events_per_s": ledger.json(),
             "raw_idle_events_per_s": idle.json(),

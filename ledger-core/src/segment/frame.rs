@@ -23,15 +23,41 @@ pub const MAX_BODY_LEN: u32 = 256 * 1024 * 1024;
 
 /// Appends one framed record to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, flags: u8, canonical: &[u8], payload: &[u8]) {
-    let body_len = 4 + canonical.len() + payload.len();
-    let start = out.len();
-    // Lengths are bounded by validation (payload <= limit, names bounded).
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0u8; 4]);
-    out.push(flags);
-    out.extend_from_slice(&(canonical.len() as u32).to_le_bytes());
+    let start = begin_frame(out, flags);
     out.extend_from_slice(canonical);
+    end_canonical(out, start);
     out.extend_from_slice(payload);
+    finish_frame(out, start);
+}
+
+/// Starts a frame at the end of `out`; the caller then appends the
+/// canonical bytes, calls [`end_canonical`], appends the payload and calls
+/// [`finish_frame`]. The writer encodes each record's canonical bytes
+/// straight into its group buffer this way, without a buffer of their own.
+/// Returns the frame's start.
+pub fn begin_frame(out: &mut Vec<u8>, flags: u8) -> usize {
+    let start = out.len();
+    // body_len, crc (both written by finish_frame), flags, canonical_len
+    // (written by end_canonical).
+    out.extend_from_slice(&[0u8; 8]);
+    out.push(flags);
+    out.extend_from_slice(&[0u8; 4]);
+    start
+}
+
+/// Marks the end of the canonical bytes of the frame begun at `start`.
+pub fn end_canonical(out: &mut [u8], start: usize) {
+    let canonical_at = start + FRAME_HEADER_LEN + 4;
+    // Lengths are bounded by validation (payload <= limit, names bounded).
+    let canonical_len = (out.len() - canonical_at) as u32;
+    out[canonical_at - 4..canonical_at].copy_from_slice(&canonical_len.to_le_bytes());
+}
+
+/// Writes the body length and the CRC of the frame begun at `start`, whose
+/// body now ends at the end of `out`.
+pub fn finish_frame(out: &mut [u8], start: usize) {
+    let body_len = (out.len() - start - FRAME_HEADER_LEN) as u32;
+    out[start..start + 4].copy_from_slice(&body_len.to_le_bytes());
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -99,6 +125,22 @@ mod tests {
         assert_eq!(split_body(body), Ok((&b"canon"[..], &b"payload"[..])));
         let flipped = FrameHeader { flags: 0, ..header };
         assert!(!flipped.crc_matches(body));
+    }
+
+    #[test]
+    fn frames_built_in_place_follow_one_another() {
+        let mut out = Vec::new();
+        encode_frame(&mut out, 0, b"first", b"{}");
+        let second = out.len();
+        let start = begin_frame(&mut out, FLAG_BATCH_END);
+        assert_eq!(start, second);
+        out.extend_from_slice(b"second");
+        end_canonical(&mut out, start);
+        out.extend_from_slice(b"abc");
+        finish_frame(&mut out, start);
+        let mut alone = Vec::new();
+        encode_frame(&mut alone, FLAG_BATCH_END, b"second", b"abc");
+        assert_eq!(&out[second..], &alone[..]);
     }
 
     #[test]
