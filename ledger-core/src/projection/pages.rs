@@ -295,7 +295,10 @@ mod tests {
         let mut entries = BTreeMap::new();
         let mut last: Option<Vec<u8>> = None;
         let pages = read_all(tree.tree(), |key, value| {
-            assert!(last.as_deref().is_none_or(|last| last < key), "entries come in key order");
+            assert!(
+                last.as_deref().is_none_or(|last| last < key),
+                "entries come in key order"
+            );
             last = Some(key.to_vec());
             entries.insert(key.to_vec(), value.to_vec());
             Ok(())
@@ -345,7 +348,13 @@ mod tests {
         let all: Vec<Change> = model.keys().map(|k| (k.clone(), None)).collect();
         tree.apply(all, Vec::new()).unwrap();
         assert!(tree.pages.lock().unwrap().is_empty());
-        assert_eq!(tree.tree().iter().filter(|e| e.as_ref().unwrap().0[0] == PAGE_PREFIX).count(), 0);
+        assert_eq!(
+            tree.tree()
+                .iter()
+                .filter(|e| e.as_ref().unwrap().0[0] == PAGE_PREFIX)
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -357,6 +366,10 @@ mod tests {
         let err = read_all(&tree, |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("runs past the page"), "{err}");
         let paged = PagedTree::new(tree, BTreeMap::from([(Vec::new(), 5)]));
-        assert!(paged.apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))], Vec::new()).is_err());
+        assert!(
+            paged
+                .apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))], Vec::new())
+                .is_err()
+        );
     }
 }
