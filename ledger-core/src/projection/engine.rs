@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::pages::{self, Change, PageError, PagedTree};
+use super::pages::{self, Change, PageError, PageIndex, PagedTree};
 use super::pipeline::{CHUNK_RECORDS, SendFold, fold_range};
 use super::{Changes, Effects, Fault, Projection};
 use crate::error::LedgerError;
@@ -1057,7 +1057,7 @@ impl Drop for Projections {
 
 /// Restores a projection from its tree: returns (applied, faults, the
 /// page index).
-fn restore<P: Projection>(projection: &mut P, tree: &sled::Tree) -> Result<(u64, u64, BTreeMap<Vec<u8>, usize>)> {
+fn restore<P: Projection>(projection: &mut P, tree: &sled::Tree) -> Result<(u64, u64, PageIndex)> {
     let mut applied = 0;
     let mut faults = 0;
     let mut failed = None;

@@ -33,6 +33,12 @@ pub(crate) const PAGE_BYTES: usize = 8 * 1024;
 /// A logical entry change: `None` deletes the key.
 pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
 
+/// Lower bound of every page → its encoded length.
+pub(crate) type PageIndex = BTreeMap<Vec<u8>, usize>;
+
+/// A logical entry borrowed from a page or a change: (key, value).
+type EntryRef<'a> = (&'a [u8], &'a [u8]);
+
 /// Why a page could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PageError {
@@ -56,15 +62,14 @@ pub(crate) enum PageError {
 #[derive(Debug)]
 pub(crate) struct PagedTree {
     tree: sled::Tree,
-    /// Lower bound of every page → its encoded length. Only the appliers
-    /// use it, one at a time.
-    pages: Mutex<BTreeMap<Vec<u8>, usize>>,
+    /// Only the appliers use it, one at a time.
+    pages: Mutex<PageIndex>,
 }
 
 impl PagedTree {
     /// A tree whose pages are `pages` (lower bound → length), as
     /// [`PagedTree::read_all`] listed them.
-    pub(crate) fn new(tree: sled::Tree, pages: BTreeMap<Vec<u8>, usize>) -> PagedTree {
+    pub(crate) fn new(tree: sled::Tree, pages: PageIndex) -> PagedTree {
         PagedTree {
             tree,
             pages: Mutex::new(pages),
@@ -136,7 +141,7 @@ impl PagedTree {
 pub(crate) fn read_all(
     tree: &sled::Tree,
     mut each: impl FnMut(&[u8], &[u8]) -> Result<(), PageError>,
-) -> Result<BTreeMap<Vec<u8>, usize>, PageError> {
+) -> Result<PageIndex, PageError> {
     let mut pages = BTreeMap::new();
     for entry in tree.iter() {
         let (key, value) = entry?;
@@ -170,7 +175,7 @@ fn page_key(bound: &[u8]) -> Vec<u8> {
 
 /// The page `key` belongs in (the last bound at or below it, else the
 /// empty bound) and the next page's bound.
-fn page_of(pages: &BTreeMap<Vec<u8>, usize>, key: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+fn page_of(pages: &PageIndex, key: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     let bound = pages
         .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
         .next_back()
@@ -185,7 +190,7 @@ fn page_of(pages: &BTreeMap<Vec<u8>, usize>, key: &[u8]) -> (Vec<u8>, Option<Vec
 
 /// A page's entries in key order: `u32 LE key length ‖ key ‖ u32 LE value
 /// length ‖ value`, repeated.
-fn encode(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+fn encode(entries: &[EntryRef<'_>]) -> Vec<u8> {
     let len = entries.iter().map(|(k, v)| entry_len(k, v)).sum();
     let mut out = Vec::with_capacity(len);
     for (key, value) in entries {
@@ -201,7 +206,7 @@ fn entry_len(key: &[u8], value: &[u8]) -> usize {
     8 + key.len() + value.len()
 }
 
-fn decode(mut bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+fn decode(mut bytes: &[u8]) -> Result<Vec<EntryRef<'_>>, String> {
     fn take<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
         let (len, rest) = bytes
             .split_first_chunk::<4>()
@@ -218,7 +223,7 @@ fn decode(mut bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
     while !bytes.is_empty() {
         let key = take(&mut bytes)?;
         let value = take(&mut bytes)?;
-        if entries.last().is_some_and(|(last, _): &(&[u8], &[u8])| *last >= key) {
+        if entries.last().is_some_and(|(last, _): &EntryRef<'_>| *last >= key) {
             return Err("keys out of order".to_string());
         }
         entries.push((key, value));
@@ -228,7 +233,7 @@ fn decode(mut bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
 
 /// `old` (sorted) with `changes` (sorted, later duplicates winning)
 /// applied.
-fn merge<'a>(old: &[(&'a [u8], &'a [u8])], changes: &'a [Change]) -> Vec<(&'a [u8], &'a [u8])> {
+fn merge<'a>(old: &[EntryRef<'a>], changes: &'a [Change]) -> Vec<EntryRef<'a>> {
     let mut out = Vec::with_capacity(old.len() + changes.len());
     let mut old = old.iter().peekable();
     let mut changes = changes.iter().peekable();
@@ -267,7 +272,7 @@ fn merge<'a>(old: &[(&'a [u8], &'a [u8])], changes: &'a [Change]) -> Vec<(&'a [u
 
 /// Cuts `entries` into pages of at most [`PAGE_BYTES`] (a single larger
 /// entry is a page of its own).
-fn split<'e, 'a>(entries: &'e [(&'a [u8], &'a [u8])]) -> Vec<&'e [(&'a [u8], &'a [u8])]> {
+fn split<'e, 'a>(entries: &'e [EntryRef<'a>]) -> Vec<&'e [EntryRef<'a>]> {
     let mut pieces = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, (key, value)) in entries.iter().enumerate() {
@@ -291,7 +296,7 @@ mod tests {
         rng.next_u64() % n
     }
 
-    fn logical(tree: &PagedTree) -> (BTreeMap<Vec<u8>, Vec<u8>>, BTreeMap<Vec<u8>, usize>) {
+    fn logical(tree: &PagedTree) -> (BTreeMap<Vec<u8>, Vec<u8>>, PageIndex) {
         let mut entries = BTreeMap::new();
         let mut last: Option<Vec<u8>> = None;
         let pages = read_all(tree.tree(), |key, value| {
