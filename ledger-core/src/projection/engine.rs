@@ -1515,6 +1515,51 @@ mod tests {
         assert_eq!(counts.digest().unwrap(), digest);
     }
 
+    /// A state spread over many pages, written by catch-up rounds and then
+    /// by live flushes that change rows inside existing pages, restores to
+    /// the same rows and digest.
+    #[test]
+    fn a_state_of_many_pages_restores_after_catch_up_and_live_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open_ledger(dir.path());
+        // 7919 is prime to 3000: every 3000 events name each stream once,
+        // so each ends with 2 events and none emits `count.reached`.
+        let stream = |i: u64| format!("stream-with-a-long-name-{:05}", (i * 7919) % 3000);
+        let events = |range: std::ops::Range<u64>| {
+            range
+                .map(|i| Event::json(stream(i), "thing.happened", b"{}".to_vec()))
+                .collect::<Vec<_>>()
+        };
+        ledger.append(AppendRequest::new(events(0..4000))).unwrap();
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert!(counts.wait_applied(ledger.len(), WAIT));
+        // Followed live: flushed every 200 ms into the existing pages.
+        for batch in 0..4 {
+            ledger
+                .append(AppendRequest::new(events(4000 + batch * 500..4500 + batch * 500)))
+                .unwrap();
+            assert!(counts.wait_applied(ledger.len(), WAIT));
+        }
+        let digest = counts.digest().unwrap();
+        assert_eq!(digest.entries, 3000);
+        let pages = engine.inner.db.open_tree(tree_name("stream-counts", 0)).unwrap();
+        assert!(
+            pages.len() > 5,
+            "{} sled entries: the state must span pages",
+            pages.len()
+        );
+        let expected: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        engine.close().unwrap();
+        drop((engine, counts, pages));
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert_eq!(counts.status().unwrap().applied, ledger.len());
+        let restored: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        assert_eq!(restored, expected);
+        assert_eq!(counts.digest().unwrap(), digest);
+    }
+
     #[test]
     fn an_interrupted_replay_leaves_the_old_state_serving() {
         let dir = tempfile::tempdir().unwrap();
