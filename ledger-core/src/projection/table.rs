@@ -174,12 +174,16 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         let mut keys = std::mem::take(&mut self.changed);
         keys.sort_unstable();
         keys.dedup();
+        // Rows serialise into one buffer, copied out at their exact size:
+        // `to_vec` would grow a fresh vector by doubling for every row.
+        let mut buffer = Vec::with_capacity(1024);
         for key in &keys {
             let stored = self.stored_key(key);
             match self.rows.get_mut(key.as_str()) {
                 Some(row) => {
-                    let value = match serde_json::to_vec(&row.value) {
-                        Ok(value) => value,
+                    buffer.clear();
+                    let value = match serde_json::to_writer(&mut buffer, &row.value) {
+                        Ok(()) => buffer.as_slice().to_vec(),
                         Err(e) => {
                             self.changed.extend(keys.iter().cloned());
                             return Err(Fault::new(format!(
