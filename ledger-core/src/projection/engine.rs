@@ -3,12 +3,14 @@
 //! the log live, replays, digests and time-travels.
 //!
 //! Storage (a sled database of its own, all of it rebuildable):
-//! - tree `meta`: projection name → `{"version": v, "generation": g}`;
+//! - tree `meta`: projection name → `{"version": v, "generation": g,
+//!   "layout": 2}`;
 //! - tree `p/<name>/<g>`: the projection's entries (as its `take_changes`
-//!   wrote them) plus engine keys under the `0xFF` prefix: the applied
-//!   length (`0xFF "applied"`, u64 big-endian: records 0..applied are
-//!   folded) and faults (`0xFF "fault" ‖ seq`, the reason). Every flush is
-//!   one sled batch, so state and position never disagree after a crash.
+//!   wrote them), packed into pages of consecutive keys (`pages`), plus
+//!   engine keys under the `0xFF` prefix: the applied length (`0xFF
+//!   "applied"`, u64 big-endian: records 0..applied are folded) and faults
+//!   (`0xFF "fault" ‖ seq`, the reason). Every flush is one sled batch, so
+//!   state and position never disagree after a crash.
 //!
 //! A replay folds a `fresh()` instance into generation g+1 while the live
 //! state keeps serving; only when it has caught up with the log is it
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::pages::{self, Change, PageError, PageIndex, PagedTree};
 use super::pipeline::{CHUNK_RECORDS, SendFold, fold_range};
 use super::{Changes, Effects, Fault, Projection};
 use crate::error::LedgerError;
@@ -78,6 +81,11 @@ const PROJECTION_STORE_FSYNC_MS: u64 = 5_000;
 
 /// Page cache of the projection store's sled database.
 const PROJECTION_STORE_CACHE: u64 = 64 * 1024 * 1024;
+
+/// Layout of a generation's tree: 2 packs the entries into pages
+/// (`pages`), 1 (no `layout` in `meta`) stored one sled entry per row. A
+/// generation of another layout is rebuilt from the log.
+const STORE_LAYOUT: u32 = 2;
 
 const META_TREE: &str = "meta";
 const ENGINE_PREFIX: u8 = 0xFF;
@@ -139,6 +147,10 @@ pub enum ProjectionError {
 pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;
 
 fn store_err(e: sled::Error) -> ProjectionError {
+    ProjectionError::Store(e.to_string())
+}
+
+fn page_err(e: PageError) -> ProjectionError {
     ProjectionError::Store(e.to_string())
 }
 
@@ -229,6 +241,10 @@ pub fn digest_entries<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])
 struct Meta {
     version: u32,
     generation: u64,
+    /// How the generation's tree is laid out ([`STORE_LAYOUT`]); absent
+    /// in stores written before pages, which are rebuilt.
+    #[serde(default)]
+    layout: u32,
 }
 
 fn tree_name(name: &str, generation: u64) -> String {
@@ -250,7 +266,7 @@ struct Position {
     /// Faults met since the last flush, to store with it.
     unflushed_faults: Vec<(u64, String)>,
     generation: u64,
-    tree: sled::Tree,
+    tree: Arc<PagedTree>,
     /// Records folded since the last flush.
     unflushed: u64,
     replay: Option<ReplayProgress>,
@@ -277,9 +293,22 @@ struct Slot<P> {
 /// the folds go on with the next round.
 struct WriteJob {
     name: &'static str,
-    tree: sled::Tree,
-    batch: sled::Batch,
+    tree: Arc<PagedTree>,
+    batch: Batch,
     writes: Arc<Writes>,
+}
+
+/// What one flush writes: the changed rows (packed into pages when
+/// applied) and the engine keys (faults, `applied`).
+struct Batch {
+    changes: Vec<Change>,
+    engine: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Batch {
+    fn apply(self, tree: &PagedTree) -> Result<()> {
+        tree.apply(self.changes, self.engine).map_err(page_err)
+    }
 }
 
 /// One slot's batches in the writer's queue.
@@ -330,7 +359,7 @@ impl Writes {
 /// sender is gone.
 fn run_writer(jobs: &Receiver<WriteJob>) {
     for job in jobs {
-        let outcome = job.tree.apply_batch(job.batch).map_err(|e| e.to_string());
+        let outcome = job.batch.apply(&job.tree).map_err(|e| e.to_string());
         if let Err(err) = &outcome {
             tracing::error!(projection = job.name, error = %err, "persisting projection state failed");
         }
@@ -385,7 +414,7 @@ impl<P: Projection> Slot<P> {
         };
         if let Err(std::sync::mpsc::SendError(job)) = writer.send(job) {
             // No writer (the engine is going away): apply it here.
-            let outcome = job.tree.apply_batch(job.batch).map_err(|e| e.to_string());
+            let outcome = job.batch.apply(&job.tree).map_err(|e| e.to_string());
             job.writes.done(outcome);
         }
         Ok(())
@@ -403,14 +432,14 @@ fn note_fault(position: &mut Position, seq: u64, fault: Fault) {
 
 fn write_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position) -> Result<()> {
     if let Some(batch) = build_batch(name, state, position)? {
-        position.tree.apply_batch(batch).map_err(store_err)?;
+        batch.apply(&position.tree)?;
     }
     Ok(())
 }
 
 /// The batch of everything changed since the last flush (rows, faults and
 /// the position), or `None` when nothing did. Counts it as flushed.
-fn build_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position) -> Result<Option<sled::Batch>> {
+fn build_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position) -> Result<Option<Batch>> {
     let mut changes = Changes::default();
     state
         .take_changes(&mut changes)
@@ -421,19 +450,17 @@ fn build_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position
     if changes.is_empty() && position.unflushed_faults.is_empty() && position.unflushed == 0 {
         return Ok(None);
     }
-    let mut batch = sled::Batch::default();
-    for (key, value) in changes.entries {
-        match value {
-            Some(value) => batch.insert(key, value),
-            None => batch.remove(key),
-        }
-    }
-    for (seq, reason) in position.unflushed_faults.drain(..) {
-        batch.insert(fault_key(seq), reason.into_bytes());
-    }
-    batch.insert(APPLIED_KEY, &position.applied.to_be_bytes()[..]);
+    let mut engine: Vec<(Vec<u8>, Vec<u8>)> = position
+        .unflushed_faults
+        .drain(..)
+        .map(|(seq, reason)| (fault_key(seq), reason.into_bytes()))
+        .collect();
+    engine.push((APPLIED_KEY.to_vec(), position.applied.to_be_bytes().to_vec()));
     position.unflushed = 0;
-    Ok(Some(batch))
+    Ok(Some(Batch {
+        changes: changes.entries,
+        engine,
+    }))
 }
 
 /// What the engine thread needs of a slot, whatever its projection type.
@@ -518,11 +545,12 @@ impl<P: Projection> ErasedSlot for Slot<P> {
         let mut position = self.lock_position()?;
         self.writes.wait()?;
         write_batch(self.name, &mut *state, &mut position)?;
-        let entries: Vec<(sled::IVec, sled::IVec)> = position
-            .tree
-            .iter()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(store_err)?;
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        pages::read_all(position.tree.tree(), |key, value| {
+            entries.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })
+        .map_err(page_err)?;
         let (digest, entries) = digest_entries(entries.iter().map(|(k, v)| (&k[..], &v[..])));
         Ok(StateDigest {
             name: self.name.to_string(),
@@ -536,7 +564,7 @@ impl<P: Projection> ErasedSlot for Slot<P> {
         let tree = self.lock_position()?.tree.clone();
         self.writes.wait()?;
         let mut out = Vec::new();
-        for entry in tree.range(fault_key(from_seq)..) {
+        for entry in tree.tree().range(fault_key(from_seq)..) {
             let (key, value) = entry.map_err(store_err)?;
             let Some(seq) = key.strip_prefix(FAULT_PREFIX) else {
                 break;
@@ -563,7 +591,10 @@ impl<P: Projection> Slot<P> {
         let generation = self.lock_position()?.generation + 1;
         let name = tree_name(self.name, generation);
         self.db.drop_tree(name.as_bytes()).map_err(store_err)?;
-        let tree = self.db.open_tree(name.as_bytes()).map_err(store_err)?;
+        let tree = Arc::new(PagedTree::new(
+            self.db.open_tree(name.as_bytes()).map_err(store_err)?,
+            BTreeMap::new(),
+        ));
         let mut next = Position {
             applied: from_seq,
             faults: 0,
@@ -602,10 +633,11 @@ impl<P: Projection> Slot<P> {
         self.writes.wait()?;
         fold_to_end(ledger, &mut state, &mut next, |_, _, _| Ok(()))?;
         write_batch(self.name, &mut state, &mut next)?;
-        next.tree.flush().map_err(store_err)?;
+        next.tree.tree().flush().map_err(store_err)?;
         let meta = serde_json::to_vec(&Meta {
             version: self.version,
             generation,
+            layout: STORE_LAYOUT,
         })
         .map_err(|e| ProjectionError::Store(e.to_string()))?;
         let meta_tree = self.db.open_tree(META_TREE).map_err(store_err)?;
@@ -879,10 +911,13 @@ impl Projections {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let fresh = projection.fresh();
         let (generation, position) = match stored {
-            Some(meta) if meta.version == version => {
+            Some(meta) if meta.version == version && meta.layout == STORE_LAYOUT => {
                 let tree = db.open_tree(tree_name(name, meta.generation)).map_err(store_err)?;
                 match restore(&mut projection, &tree) {
-                    Ok((applied, faults)) => (meta.generation, Some((tree, applied, faults))),
+                    Ok((applied, faults, pages)) => (
+                        meta.generation,
+                        Some((Arc::new(PagedTree::new(tree, pages)), applied, faults)),
+                    ),
                     Err(err) => {
                         tracing::warn!(projection = name, error = %err, "stored state does not restore; rebuilding from the log");
                         projection = fresh;
@@ -895,7 +930,8 @@ impl Projections {
                     projection = name,
                     stored = meta.version,
                     version,
-                    "projection version changed; rebuilding from the log"
+                    layout = meta.layout,
+                    "projection version or store layout changed; rebuilding from the log"
                 );
                 (meta.generation + 1, None)
             }
@@ -907,17 +943,21 @@ impl Projections {
                 let tree_name = tree_name(name, generation);
                 db.drop_tree(tree_name.as_bytes()).map_err(store_err)?;
                 let tree = db.open_tree(tree_name.as_bytes()).map_err(store_err)?;
-                let meta = serde_json::to_vec(&Meta { version, generation })
-                    .map_err(|e| ProjectionError::Store(e.to_string()))?;
+                let meta = serde_json::to_vec(&Meta {
+                    version,
+                    generation,
+                    layout: STORE_LAYOUT,
+                })
+                .map_err(|e| ProjectionError::Store(e.to_string()))?;
                 meta_tree.insert(name, meta).map_err(store_err)?;
-                (tree, 0, 0)
+                (Arc::new(PagedTree::new(tree, BTreeMap::new())), 0, 0)
             }
         };
         // Generations other than the current one are leftovers of an
         // interrupted replay or of an older version.
         let prefix = format!("p/{name}/");
         for tree_name in db.tree_names() {
-            if tree_name.starts_with(prefix.as_bytes()) && tree_name != tree.name() {
+            if tree_name.starts_with(prefix.as_bytes()) && tree_name != tree.tree().name() {
                 db.drop_tree(&tree_name).map_err(store_err)?;
             }
         }
@@ -1015,30 +1055,41 @@ impl Drop for Projections {
     }
 }
 
-/// Restores a projection from its tree: returns (applied, faults).
-fn restore<P: Projection>(projection: &mut P, tree: &sled::Tree) -> Result<(u64, u64)> {
+/// Restores a projection from its tree: returns (applied, faults, the
+/// page index).
+fn restore<P: Projection>(projection: &mut P, tree: &sled::Tree) -> Result<(u64, u64, PageIndex)> {
     let mut applied = 0;
     let mut faults = 0;
-    for entry in tree.iter() {
-        let (key, value) = entry.map_err(store_err)?;
+    let mut failed = None;
+    let pages = pages::read_all(tree, |key, value| {
         if key.first() == Some(&ENGINE_PREFIX) {
-            if &key[..] == APPLIED_KEY {
-                let bytes = <[u8; 8]>::try_from(&value[..])
-                    .map_err(|_| ProjectionError::Store("stored applied length is not 8 bytes".to_string()))?;
-                applied = u64::from_be_bytes(bytes);
+            if key == APPLIED_KEY {
+                match <[u8; 8]>::try_from(value) {
+                    Ok(bytes) => applied = u64::from_be_bytes(bytes),
+                    Err(_) => {
+                        failed.get_or_insert(ProjectionError::Store(
+                            "stored applied length is not 8 bytes".to_string(),
+                        ));
+                    }
+                }
             } else if key.starts_with(FAULT_PREFIX) {
                 faults += 1;
             }
-            continue;
-        }
-        projection
-            .restore(&key, &value)
-            .map_err(|fault| ProjectionError::Fault {
+        } else if failed.is_none()
+            && let Err(fault) = projection.restore(key, value)
+        {
+            failed = Some(ProjectionError::Fault {
                 name: projection.name().to_string(),
                 fault,
-            })?;
+            });
+        }
+        Ok(())
+    })
+    .map_err(page_err)?;
+    match failed {
+        Some(err) => Err(err),
+        None => Ok((applied, faults, pages)),
     }
-    Ok((applied, faults))
 }
 
 /// The engine thread: fold what is new, flush now and then, emit effects.
@@ -1464,6 +1515,51 @@ mod tests {
         assert_eq!(counts.digest().unwrap(), digest);
     }
 
+    /// A state spread over many pages, written by catch-up rounds and then
+    /// by live flushes that change rows inside existing pages, restores to
+    /// the same rows and digest.
+    #[test]
+    fn a_state_of_many_pages_restores_after_catch_up_and_live_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open_ledger(dir.path());
+        // 7919 is prime to 3000: every 3000 events name each stream once,
+        // so each ends with 2 events and none emits `count.reached`.
+        let stream = |i: u64| format!("stream-with-a-long-name-{:05}", (i * 7919) % 3000);
+        let events = |range: std::ops::Range<u64>| {
+            range
+                .map(|i| Event::json(stream(i), "thing.happened", b"{}".to_vec()))
+                .collect::<Vec<_>>()
+        };
+        ledger.append(AppendRequest::new(events(0..4000))).unwrap();
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert!(counts.wait_applied(ledger.len(), WAIT));
+        // Followed live: flushed every 200 ms into the existing pages.
+        for batch in 0..4 {
+            ledger
+                .append(AppendRequest::new(events(4000 + batch * 500..4500 + batch * 500)))
+                .unwrap();
+            assert!(counts.wait_applied(ledger.len(), WAIT));
+        }
+        let digest = counts.digest().unwrap();
+        assert_eq!(digest.entries, 3000);
+        let pages = engine.inner.db.open_tree(tree_name("stream-counts", 0)).unwrap();
+        assert!(
+            pages.len() > 5,
+            "{} sled entries: the state must span pages",
+            pages.len()
+        );
+        let expected: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        engine.close().unwrap();
+        drop((engine, counts, pages));
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert_eq!(counts.status().unwrap().applied, ledger.len());
+        let restored: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        assert_eq!(restored, expected);
+        assert_eq!(counts.digest().unwrap(), digest);
+    }
+
     #[test]
     fn an_interrupted_replay_leaves_the_old_state_serving() {
         let dir = tempfile::tempdir().unwrap();
@@ -1498,6 +1594,35 @@ mod tests {
         );
         // And a replay can run again.
         assert_eq!(counts.replay(0, |_| {}).unwrap().digest.digest, digest.digest);
+    }
+
+    /// A store written before pages (no `layout` in `meta`, one sled entry
+    /// per row) must not be read as pages: it is rebuilt from the log.
+    #[test]
+    fn a_store_of_the_row_per_entry_layout_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open_ledger(dir.path());
+        // Two events per stream: below the count that emits an event.
+        for i in 0..50 {
+            append(&ledger, &format!("s{}", i % 25), "{}");
+        }
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert!(counts.wait_applied(50, WAIT));
+        let digest = counts.digest().unwrap();
+        let meta = engine.inner.db.open_tree(META_TREE).unwrap();
+        meta.insert("stream-counts", &br#"{"version":1,"generation":0}"#[..])
+            .unwrap();
+        let old = engine.inner.db.open_tree(tree_name("stream-counts", 0)).unwrap();
+        old.insert(b"counts\0s0", &b"8"[..]).unwrap();
+        engine.close().unwrap();
+        // The trees hold the database open.
+        drop((engine, counts, meta, old));
+        let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
+        let counts = engine.register(StreamCounts::new(1)).unwrap();
+        assert_eq!(counts.status().unwrap().generation, 1);
+        assert!(counts.wait_applied(50, WAIT));
+        assert_eq!(counts.digest().unwrap(), digest);
     }
 
     #[test]

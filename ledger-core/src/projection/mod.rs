@@ -23,6 +23,7 @@
 
 pub mod builtin;
 pub mod engine;
+mod pages;
 mod pipeline;
 pub mod table;
 

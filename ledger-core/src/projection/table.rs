@@ -7,7 +7,7 @@
 //! `BTreeMap`s, so the stored bytes (and the state digest over them) are a
 //! function of the state alone.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,11 +43,24 @@ impl Changes {
 }
 
 /// A named table of rows keyed by string, tracking changed rows.
+///
+/// A row carries its own changed flag, so marking a row changed costs no
+/// second lookup (folds touch a few rows per record, and a sorted set of
+/// changed keys beside the rows doubled every lookup); the keys changed
+/// since the last flush are listed once each, plus the removed ones.
 #[derive(Clone, Debug)]
 pub struct Table<V> {
     name: &'static str,
-    rows: BTreeMap<String, V>,
-    dirty: BTreeSet<String>,
+    rows: BTreeMap<String, Row<V>>,
+    /// Keys of rows marked changed and of removed rows since the last
+    /// flush, unsorted; a key may repeat (removed, then inserted again).
+    changed: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Row<V> {
+    value: V,
+    changed: bool,
 }
 
 impl<V: Serialize + DeserializeOwned> Table<V> {
@@ -57,7 +70,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         Table {
             name,
             rows: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -68,30 +81,34 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
 
     /// The row under `key`.
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.rows.get(key)
+        self.rows.get(key).map(|row| &row.value)
     }
 
     /// The row under `key`, for changing it (marks it changed).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         let row = self.rows.get_mut(key)?;
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.to_string());
+        if !row.changed {
+            row.changed = true;
+            self.changed.push(key.to_string());
         }
-        Some(row)
+        Some(&mut row.value)
     }
 
     /// The row under `key`, inserting `make()` first if absent (marks it
     /// changed).
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.to_string());
-        }
         // The key is copied only for a new row (`entry` would take an
         // owned key on every call).
         if !self.rows.contains_key(key) {
-            self.rows.insert(key.to_string(), make());
+            self.rows.insert(
+                key.to_string(),
+                Row {
+                    value: make(),
+                    changed: false,
+                },
+            );
         }
-        match self.rows.get_mut(key) {
+        match self.get_mut(key) {
             Some(row) => row,
             None => unreachable!("the row was just inserted"),
         }
@@ -100,15 +117,25 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     /// Inserts or replaces the row under `key`.
     pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
         let key = key.into();
-        self.dirty.insert(key.clone());
-        self.rows.insert(key, value)
+        if let Some(row) = self.rows.get_mut(&key) {
+            if !row.changed {
+                row.changed = true;
+                self.changed.push(key);
+            }
+            return Some(std::mem::replace(&mut row.value, value));
+        }
+        self.changed.push(key.clone());
+        self.rows.insert(key, Row { value, changed: true });
+        None
     }
 
     /// Removes the row under `key`.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let removed = self.rows.remove(key)?;
-        self.dirty.insert(key.to_string());
-        Some(removed)
+        if !removed.changed {
+            self.changed.push(key.to_string());
+        }
+        Some(removed.value)
     }
 
     /// Whether a row exists under `key`.
@@ -118,7 +145,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
 
     /// Rows in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
-        self.rows.iter()
+        self.rows.iter().map(|(key, row)| (key, &row.value))
     }
 
     /// Rows whose key starts with `prefix`, in key order.
@@ -126,6 +153,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         self.rows
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(key, row)| (key, &row.value))
     }
 
     /// Number of rows.
@@ -139,13 +167,32 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// Moves the changed rows into `changes`.
+    ///
+    /// On a fault (a row that does not serialise) every listed row stays
+    /// listed, so a later call writes them.
     pub fn take_changes(&mut self, changes: &mut Changes) -> Result<(), Fault> {
-        for key in std::mem::take(&mut self.dirty) {
-            let stored = self.stored_key(&key);
-            match self.rows.get(&key) {
+        let mut keys = std::mem::take(&mut self.changed);
+        keys.sort_unstable();
+        keys.dedup();
+        // Rows serialise into one buffer, copied out at their exact size:
+        // `to_vec` would grow a fresh vector by doubling for every row.
+        let mut buffer = Vec::with_capacity(1024);
+        for key in &keys {
+            let stored = self.stored_key(key);
+            match self.rows.get_mut(key.as_str()) {
                 Some(row) => {
-                    let value = serde_json::to_vec(row)
-                        .map_err(|e| Fault::new(format!("table {}: row {key:?} does not serialise: {e}", self.name)))?;
+                    buffer.clear();
+                    let value = match serde_json::to_writer(&mut buffer, &row.value) {
+                        Ok(()) => buffer.as_slice().to_vec(),
+                        Err(e) => {
+                            self.changed.extend(keys.iter().cloned());
+                            return Err(Fault::new(format!(
+                                "table {}: row {key:?} does not serialise: {e}",
+                                self.name
+                            )));
+                        }
+                    };
+                    row.changed = false;
                     changes.put(stored, value);
                 }
                 None => changes.delete(stored),
@@ -171,7 +218,13 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
                 self.name
             ))
         })?;
-        self.rows.insert(row_key.to_string(), row);
+        self.rows.insert(
+            row_key.to_string(),
+            Row {
+                value: row,
+                changed: false,
+            },
+        );
         Ok(true)
     }
 
@@ -217,6 +270,52 @@ mod tests {
         table.remove("b");
         table.take_changes(&mut changes).unwrap();
         assert_eq!(changes.entries, vec![(b"counts\0b".to_vec(), None)]);
+    }
+
+    #[test]
+    fn each_changed_row_is_written_once_with_its_last_state() {
+        let mut table: Table<u64> = Table::new("t");
+        table.insert("a", 1);
+        *table.get_mut("a").unwrap() += 1;
+        *table.get_or_insert_with("a", || 0) += 1;
+        table.insert("b", 1);
+        table.remove("b");
+        table.insert("b", 5);
+        table.insert("c", 1);
+        table.remove("c");
+        let mut changes = Changes::default();
+        table.take_changes(&mut changes).unwrap();
+        assert_eq!(
+            changes.entries,
+            vec![
+                (b"t\0a".to_vec(), Some(b"3".to_vec())),
+                (b"t\0b".to_vec(), Some(b"5".to_vec())),
+                (b"t\0c".to_vec(), None),
+            ]
+        );
+        // Reading does not mark a row changed; changing it again does.
+        assert_eq!(table.get("a"), Some(&3));
+        let mut changes = Changes::default();
+        table.take_changes(&mut changes).unwrap();
+        assert!(changes.is_empty());
+        table.insert("a", 4);
+        table.take_changes(&mut changes).unwrap();
+        assert_eq!(changes.entries, vec![(b"t\0a".to_vec(), Some(b"4".to_vec()))]);
+    }
+
+    #[test]
+    fn rows_listed_at_a_serialisation_fault_are_written_by_the_next_flush() {
+        // serde_json refuses maps with non-string keys.
+        let mut table: Table<BTreeMap<Vec<u8>, u8>> = Table::new("t");
+        table.insert("a", BTreeMap::new());
+        table.insert("b", BTreeMap::from([(vec![1], 1)]));
+        let mut changes = Changes::default();
+        assert!(table.take_changes(&mut changes).is_err());
+        table.get_mut("b").unwrap().clear();
+        let mut changes = Changes::default();
+        table.take_changes(&mut changes).unwrap();
+        let keys: Vec<&[u8]> = changes.entries.iter().map(|(k, _)| &k[..]).collect();
+        assert_eq!(keys, [&b"t\0a"[..], &b"t\0b"[..]]);
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct Metrics {
     alerts: Table<AlertState>,
     /// One row, [`META_KEY`]: totals and the newest observation time.
     meta: Table<Meta>,
+    /// Reused for window keys (not state).
+    window_key: String,
 }
 
 /// Totals over everything folded.
@@ -98,6 +100,7 @@ impl Metrics {
             days: Table::new("day"),
             alerts: Table::new("alert"),
             meta: Table::new("meta"),
+            window_key: String::new(),
         }
     }
 
@@ -331,11 +334,11 @@ impl Metrics {
                 Granularity::Hour => &mut self.hours,
                 Granularity::Day => &mut self.days,
             };
-            let window_key = series::window_key(start, &key);
-            match table.get_mut(&window_key) {
+            series::write_window_key(&mut self.window_key, start, &key);
+            match table.get_mut(&self.window_key) {
                 Some(row) => row.add(observation.value, time_ns, seq),
                 None => {
-                    table.insert(window_key, RollupRow::new(observation.value, time_ns, seq));
+                    table.insert(self.window_key.clone(), RollupRow::new(observation.value, time_ns, seq));
                 }
             }
             self.evaluate_rules(record, &observation, &key, granularity, start, effects);

@@ -232,13 +232,19 @@ pub(crate) fn push_json_string(out: &mut String, text: &str) {
 /// by window start first (retention drops from the front) and the start
 /// prefix finds every series of one window.
 pub(crate) fn window_key(start_ns: i64, series_key: &str) -> String {
-    use std::fmt::Write as _;
-    // `start_ns` as 16 hex digits that sort like the signed value; one
-    // allocation, sized up front: it is built three times per observation.
     let mut key = String::with_capacity(17 + series_key.len());
+    write_window_key(&mut key, start_ns, series_key);
+    key
+}
+
+/// [`window_key`] into `key` (cleared first): the fold builds three per
+/// observation and allocates only for a new row.
+pub(crate) fn write_window_key(key: &mut String, start_ns: i64, series_key: &str) {
+    use std::fmt::Write as _;
+    key.clear();
+    // `start_ns` as 16 hex digits that sort like the signed value.
     let _ = write!(key, "{:016x}|", (start_ns as u64) ^ (1 << 63));
     key.push_str(series_key);
-    key
 }
 
 /// The window start of a [`window_key`].

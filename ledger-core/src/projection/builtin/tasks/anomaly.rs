@@ -219,7 +219,14 @@ pub(super) fn record_illegal(anomalies: &mut Table<Anomaly>, task: &Task, transi
 /// Row key of the current anomaly of `kind` about `subject`. Ids never
 /// contain `/`, so a subject's anomalies share the prefix `subject/`.
 fn current_key(kind: AnomalyKind, subject: &str) -> String {
-    format!("{subject}/{kind}")
+    // Built by hand: `format!` through `Display` cost more than the lookup
+    // it serves, and every task change looks two of these up.
+    let kind = kind.as_str();
+    let mut key = String::with_capacity(subject.len() + 1 + kind.len());
+    key.push_str(subject);
+    key.push('/');
+    key.push_str(kind);
+    key
 }
 
 /// Row key of the illegal transition revealed at `seq` (zero-padded so a

@@ -1,0 +1,380 @@
+//! How a generation's entries sit in sled: packed into **pages** of
+//! consecutive keys instead of one sled entry per row.
+//!
+//! sled's cost is per key written (tree descent, node splits, page-cache
+//! links): one entry per row capped a catch-up at the rate one core could
+//! insert rows, whatever the folds did (BENCHMARKS.md, "Projection
+//! replay"). A page holds the entries of a key range, so a flush writes one
+//! sled entry per page it touches. Rows changed together (the new tasks,
+//! incidents and subjects of a round) have neighbouring keys, so a round
+//! touches few pages.
+//!
+//! The logical entries, their order and therefore the state digest are
+//! unchanged: pages are storage, unpacked for restore and digest
+//! (`docs/FORMAT.md` §9.1).
+//!
+//! A page's sled key is [`PAGE_PREFIX`] followed by its lower bound: it
+//! holds the entries from that bound up to the next page's bound. The
+//! first page's bound is the empty key. A page is read, merged with the
+//! changes and rewritten by whoever applies a batch (the store writer
+//! thread, or a synchronous flush after it), which is the only writer of
+//! the tree; a page that grows past [`PAGE_BYTES`] is split, one that
+//! empties is removed.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Mutex;
+
+/// First byte of a page's sled key (engine keys start with `0xFF`).
+pub(crate) const PAGE_PREFIX: u8 = 0x00;
+/// A page is split once its encoded entries exceed this many bytes.
+pub(crate) const PAGE_BYTES: usize = 8 * 1024;
+
+/// A logical entry change: `None` deletes the key.
+pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
+
+/// Lower bound of every page → its encoded length.
+pub(crate) type PageIndex = BTreeMap<Vec<u8>, usize>;
+
+/// A logical entry borrowed from a page or a change: (key, value).
+type EntryRef<'a> = (&'a [u8], &'a [u8]);
+
+/// Why a page could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PageError {
+    /// sled failed.
+    #[error(transparent)]
+    Sled(#[from] sled::Error),
+    /// A stored page does not decode (a damaged store: rebuilt on open).
+    #[error("page {bound:?}: {reason}")]
+    Corrupt {
+        /// The page's lower bound, lossily as text.
+        bound: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The page index's lock was poisoned by a panic.
+    #[error("page index lock poisoned")]
+    Poisoned,
+}
+
+/// One generation's tree with the index of its pages.
+#[derive(Debug)]
+pub(crate) struct PagedTree {
+    tree: sled::Tree,
+    /// Only the appliers use it, one at a time.
+    pages: Mutex<PageIndex>,
+}
+
+impl PagedTree {
+    /// A tree whose pages are `pages` (lower bound → length), as
+    /// [`PagedTree::read_all`] listed them.
+    pub(crate) fn new(tree: sled::Tree, pages: PageIndex) -> PagedTree {
+        PagedTree {
+            tree,
+            pages: Mutex::new(pages),
+        }
+    }
+
+    /// The sled tree (engine keys are read and written directly).
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Applies `changes` (logical entries) and `engine` (engine keys,
+    /// stored as they are) in one sled batch.
+    pub(crate) fn apply(&self, mut changes: Vec<Change>, engine: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), PageError> {
+        let mut pages = self.pages.lock().map_err(|_| PageError::Poisoned)?;
+        // Stable: of two changes to one key, the later wins below.
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut batch = sled::Batch::default();
+        let mut updates: Vec<(Vec<u8>, Option<usize>)> = Vec::new();
+        let mut i = 0;
+        while i < changes.len() {
+            let (bound, next) = page_of(&pages, &changes[i].0);
+            let mut j = i + 1;
+            while j < changes.len() && next.as_ref().is_none_or(|next| changes[j].0 < *next) {
+                j += 1;
+            }
+            let existing = if pages.contains_key(&bound) {
+                self.tree.get(page_key(&bound))?
+            } else {
+                None
+            };
+            let old = match &existing {
+                Some(bytes) => decode(bytes).map_err(|reason| corrupt(&bound, reason))?,
+                None => Vec::new(),
+            };
+            let merged = merge(&old, &changes[i..j]);
+            if merged.is_empty() {
+                if existing.is_some() {
+                    batch.remove(page_key(&bound));
+                    updates.push((bound, None));
+                }
+            } else {
+                for (n, piece) in split(&merged).into_iter().enumerate() {
+                    let piece_bound = if n == 0 { bound.clone() } else { piece[0].0.to_vec() };
+                    let encoded = encode(piece);
+                    updates.push((piece_bound.clone(), Some(encoded.len())));
+                    batch.insert(page_key(&piece_bound), encoded);
+                }
+            }
+            i = j;
+        }
+        for (key, value) in engine {
+            batch.insert(key, value);
+        }
+        self.tree.apply_batch(batch)?;
+        for (bound, len) in updates {
+            match len {
+                Some(len) => pages.insert(bound, len),
+                None => pages.remove(&bound),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Reads every entry of `tree` in key order: logical entries unpacked
+/// from their pages, engine keys (`0xFF` prefix) as they are; calls
+/// `each(key, value)` for each and returns the page index.
+pub(crate) fn read_all(
+    tree: &sled::Tree,
+    mut each: impl FnMut(&[u8], &[u8]) -> Result<(), PageError>,
+) -> Result<PageIndex, PageError> {
+    let mut pages = BTreeMap::new();
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        match key.split_first() {
+            Some((&PAGE_PREFIX, bound)) => {
+                let entries = decode(&value).map_err(|reason| corrupt(bound, reason))?;
+                for (key, value) in entries {
+                    each(key, value)?;
+                }
+                pages.insert(bound.to_vec(), value.len());
+            }
+            _ => each(&key, &value)?,
+        }
+    }
+    Ok(pages)
+}
+
+fn corrupt(bound: &[u8], reason: String) -> PageError {
+    PageError::Corrupt {
+        bound: String::from_utf8_lossy(bound).into_owned(),
+        reason,
+    }
+}
+
+fn page_key(bound: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + bound.len());
+    key.push(PAGE_PREFIX);
+    key.extend_from_slice(bound);
+    key
+}
+
+/// The page `key` belongs in (the last bound at or below it, else the
+/// empty bound) and the next page's bound.
+fn page_of(pages: &PageIndex, key: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let bound = pages
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+        .next_back()
+        .map(|(bound, _)| bound.clone())
+        .unwrap_or_default();
+    let next = pages
+        .range::<[u8], _>((Bound::Excluded(&bound[..]), Bound::Unbounded))
+        .next()
+        .map(|(next, _)| next.clone());
+    (bound, next)
+}
+
+/// A page's entries in key order: `u32 LE key length ‖ key ‖ u32 LE value
+/// length ‖ value`, repeated.
+fn encode(entries: &[EntryRef<'_>]) -> Vec<u8> {
+    let len = entries.iter().map(|(k, v)| entry_len(k, v)).sum();
+    let mut out = Vec::with_capacity(len);
+    for (key, value) in entries {
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+fn entry_len(key: &[u8], value: &[u8]) -> usize {
+    8 + key.len() + value.len()
+}
+
+fn decode(mut bytes: &[u8]) -> Result<Vec<EntryRef<'_>>, String> {
+    fn take<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or_else(|| "truncated length".to_string())?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(format!("length {len} runs past the page"));
+        }
+        let (item, rest) = rest.split_at(len);
+        *bytes = rest;
+        Ok(item)
+    }
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let key = take(&mut bytes)?;
+        let value = take(&mut bytes)?;
+        if entries.last().is_some_and(|(last, _): &EntryRef<'_>| *last >= key) {
+            return Err("keys out of order".to_string());
+        }
+        entries.push((key, value));
+    }
+    Ok(entries)
+}
+
+/// `old` (sorted) with `changes` (sorted, later duplicates winning)
+/// applied.
+fn merge<'a>(old: &[EntryRef<'a>], changes: &'a [Change]) -> Vec<EntryRef<'a>> {
+    let mut out = Vec::with_capacity(old.len() + changes.len());
+    let mut old = old.iter().peekable();
+    let mut changes = changes.iter().peekable();
+    loop {
+        let take_old = match (old.peek(), changes.peek()) {
+            (None, None) => return out,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((old_key, _)), Some((key, _))) => *old_key < &key[..],
+        };
+        if take_old {
+            if let Some(&entry) = old.next() {
+                out.push(entry);
+            }
+            continue;
+        }
+        let Some((key, value)) = changes.next() else {
+            return out;
+        };
+        let mut value = value.as_deref();
+        while let Some((next_key, next_value)) = changes.peek() {
+            if next_key != key {
+                break;
+            }
+            value = next_value.as_deref();
+            changes.next();
+        }
+        if old.peek().is_some_and(|(old_key, _)| *old_key == &key[..]) {
+            old.next();
+        }
+        if let Some(value) = value {
+            out.push((key, value));
+        }
+    }
+}
+
+/// Cuts `entries` into pages of at most [`PAGE_BYTES`] (a single larger
+/// entry is a page of its own).
+fn split<'e, 'a>(entries: &'e [EntryRef<'a>]) -> Vec<&'e [EntryRef<'a>]> {
+    let mut pieces = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (key, value)) in entries.iter().enumerate() {
+        let len = entry_len(key, value);
+        if i > start && bytes + len > PAGE_BYTES {
+            pieces.push(&entries[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    pieces.push(&entries[start..]);
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::builtin::metrics::testkit::Xorshift;
+
+    fn below(rng: &mut Xorshift, n: u64) -> u64 {
+        rng.next_u64() % n
+    }
+
+    fn logical(tree: &PagedTree) -> (BTreeMap<Vec<u8>, Vec<u8>>, PageIndex) {
+        let mut entries = BTreeMap::new();
+        let mut last: Option<Vec<u8>> = None;
+        let pages = read_all(tree.tree(), |key, value| {
+            assert!(
+                last.as_deref().is_none_or(|last| last < key),
+                "entries come in key order"
+            );
+            last = Some(key.to_vec());
+            entries.insert(key.to_vec(), value.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        (entries, pages)
+    }
+
+    #[test]
+    fn pages_hold_exactly_the_applied_entries_through_splits_and_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = PagedTree::new(db.open_tree("t").unwrap(), BTreeMap::new());
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut rng = Xorshift(7);
+        for round in 0..60 {
+            let mut changes = Vec::new();
+            for _ in 0..(1 + below(&mut rng, 400)) {
+                let key = format!("t\0{:05}", below(&mut rng, 3000)).into_bytes();
+                let change = if below(&mut rng, 5) == 0 {
+                    None
+                } else {
+                    Some(vec![b'v'; below(&mut rng, 700) as usize])
+                };
+                changes.push((key, change));
+            }
+            // The last change to a key wins, as in a batch.
+            for (key, change) in &changes {
+                match change {
+                    Some(value) => model.insert(key.clone(), value.clone()),
+                    None => model.remove(key),
+                };
+            }
+            let engine = vec![(b"\xFFapplied".to_vec(), (round as u64).to_be_bytes().to_vec())];
+            tree.apply(changes, engine).unwrap();
+            let (entries, pages) = logical(&tree);
+            let applied = entries.get(&b"\xFFapplied"[..]).cloned();
+            let entries: BTreeMap<_, _> = entries.into_iter().filter(|(k, _)| k[0] != 0xFF).collect();
+            assert_eq!(entries, model, "round {round}");
+            assert_eq!(applied, Some((round as u64).to_be_bytes().to_vec()));
+            // The index read back is the one kept while writing.
+            assert_eq!(pages, *tree.pages.lock().unwrap());
+            assert!(pages.values().all(|&len| len <= PAGE_BYTES + 8 + 8 + 700));
+        }
+        assert!(tree.pages.lock().unwrap().len() > 10, "the pages were split");
+        // Delete everything: no page is left.
+        let all: Vec<Change> = model.keys().map(|k| (k.clone(), None)).collect();
+        tree.apply(all, Vec::new()).unwrap();
+        assert!(tree.pages.lock().unwrap().is_empty());
+        assert_eq!(
+            tree.tree()
+                .iter()
+                .filter(|e| e.as_ref().unwrap().0[0] == PAGE_PREFIX)
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_damaged_page_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        tree.insert(page_key(b""), &[9u8, 0, 0, 0, b'a'][..]).unwrap();
+        let err = read_all(&tree, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("runs past the page"), "{err}");
+        let paged = PagedTree::new(tree, BTreeMap::from([(Vec::new(), 5)]));
+        assert!(
+            paged
+                .apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))], Vec::new())
+                .is_err()
+        );
+    }
+}
