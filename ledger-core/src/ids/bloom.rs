@@ -5,7 +5,7 @@
 //! from one cache line per run, so only about 1 lookup in 100 per run reads
 //! the run's file. Blocked (all of an id's bits in one 512-bit line) rather
 //! than classic: one cache miss per run instead of seven, for a slightly
-//! higher false-positive rate (~1.5 % at 10 bits per id instead of ~0.8 %).
+//! higher false-positive rate (~1 % at 10 bits per id instead of ~0.8 %).
 
 /// Bits per id: ~1.25 bytes of memory per id in a run.
 const BITS_PER_ID: usize = 10;
@@ -87,9 +87,12 @@ mod tests {
             assert!(bloom.may_contain(hash(i)), "inserted id {i} must be found");
         }
         let false_positives = (n..2 * n).filter(|&i| bloom.may_contain(hash(i))).count();
-        // ~1.5 % expected; 3 % would mean the bits are not independent.
+        // ~1 % expected (0.9-1.05 % over 120 random keys); 2 % would mean
+        // the hash leaves the bits correlated, as the one-multiply hash did
+        // for one key in forty (2.5 %) before `KeyedHasher::finish` folded
+        // once more.
         assert!(
-            false_positives < (n as usize) * 3 / 100,
+            false_positives < (n as usize) * 2 / 100,
             "{false_positives} false positives in {n}"
         );
         assert_eq!(bloom.bytes(), (n as usize * 10).div_ceil(512) * 64);
