@@ -79,8 +79,12 @@ const WRITE_QUEUE: usize = 2;
 /// fsyncs for the disk, which acknowledgements wait on.
 const PROJECTION_STORE_FSYNC_MS: u64 = 5_000;
 
-/// Page cache of the projection store's sled database.
-const PROJECTION_STORE_CACHE: u64 = 64 * 1024 * 1024;
+/// Page cache of the projection store's sled database. 16 MiB rather than
+/// 64: with rows packed into 8 KiB pages every flush rewrites whole pages,
+/// and a 64 MiB cache filled up during a 10 M-event ingest, 28 MiB more
+/// peak RSS for no measured gain (BENCHMARKS.md, "RSS while ingesting
+/// 10 M events").
+const PROJECTION_STORE_CACHE: u64 = 16 * 1024 * 1024;
 
 /// Layout of a generation's tree: 2 packs the entries into pages
 /// (`pages`), 1 (no `layout` in `meta`) stored one sled entry per row. A
