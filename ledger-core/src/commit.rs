@@ -105,6 +105,29 @@ pub(crate) struct Scratch {
     group_ids: IdMap<usize>,
 }
 
+/// What a group's checkpoint signs: the tree after the group.
+#[derive(Clone, Copy)]
+struct Tree {
+    size: u64,
+    root: Hash,
+    chain_head: Hash,
+    recorded_at_ns: i64,
+}
+
+impl Tree {
+    fn sign(self, shared: &Shared, signer: &dyn Signer) -> Result<SignedCheckpoint> {
+        sign_checkpoint(
+            signer,
+            &shared.identity.origin,
+            shared.identity.tree_hash,
+            self.size,
+            self.root,
+            self.chain_head,
+            self.recorded_at_ns,
+        )
+    }
+}
+
 /// A request that passed the state checks, waiting for the fsync.
 enum Pending {
     New { first: usize, count: usize },
@@ -210,25 +233,19 @@ impl Writer {
             }
             return;
         }
-        let last = scratch.staged.last().map_or(self.last_hash, |s| s.record_hash);
-        let (size, root) = (frontier.size(), frontier.root());
-        let sign = |signer: &dyn Signer| {
-            sign_checkpoint(
-                signer,
-                &shared.identity.origin,
-                shared.identity.tree_hash,
-                size,
-                root,
-                last,
-                recorded_at_ns,
-            )
+        let tree = Tree {
+            size: frontier.size(),
+            root: frontier.root(),
+            chain_head: scratch.staged.last().map_or(self.last_hash, |s| s.record_hash),
+            recorded_at_ns,
         };
+        let sign = |signer: &dyn Signer| tree.sign(&shared, signer);
         // The checkpoint is signed by an idle helper while this thread
         // writes and fsyncs, if one is idle; it is used only once the group
         // is durable, and dropped with it if the write or the fsync fails.
         // (A rotation's group signs here, with both keys.)
         let signing = if switch_to.is_none() {
-            self.sign_on_helper(size, root, last, recorded_at_ns)
+            self.sign_on_helper(tree)
         } else {
             None
         };
@@ -330,31 +347,15 @@ impl Writer {
         }
     }
 
-    /// Offers the signature of the tree of `size` records to an idle
-    /// helper; `None` when none is idle (the caller signs it itself).
-    fn sign_on_helper(
-        &self,
-        size: u64,
-        root: Hash,
-        chain_head: Hash,
-        recorded_at_ns: i64,
-    ) -> Option<std::sync::mpsc::Receiver<Result<SignedCheckpoint>>> {
+    /// Offers the signature of `tree` to an idle helper; `None` when none
+    /// is idle (the caller signs it itself).
+    fn sign_on_helper(&self, tree: Tree) -> Option<std::sync::mpsc::Receiver<Result<SignedCheckpoint>>> {
         let (done, signed) = std::sync::mpsc::sync_channel(1);
         let shared = Arc::clone(&self.shared);
         let signer = Arc::clone(&self.signer);
         let job = Box::new(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                sign_checkpoint(
-                    signer.as_ref(),
-                    &shared.identity.origin,
-                    shared.identity.tree_hash,
-                    size,
-                    root,
-                    chain_head,
-                    recorded_at_ns,
-                )
-            }))
-            .unwrap_or_else(|_| Err(LedgerError::Signer("signing the checkpoint panicked".to_string())));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree.sign(&shared, signer.as_ref())))
+                .unwrap_or_else(|_| Err(LedgerError::Signer("signing the checkpoint panicked".to_string())));
             let _ = done.send(result);
         });
         crate::helpers::offer(job).ok().map(|()| signed)
