@@ -239,7 +239,9 @@ impl Writer {
         // payload; 640 covers the benchmark's 256-byte payloads in one go.
         scratch.buf.reserve(n_events * 640);
         scratch.staged.reserve(n_events);
-        scratch.group_ids.reserve(n_events);
+        if group.len() > 1 {
+            scratch.group_ids.reserve(n_events);
+        }
         let mut waiting: Vec<(oneshot::Sender<Result<AppendOutcome>>, Pending)> = Vec::with_capacity(group.len());
         // The key taking over after this group: only ever the last request's
         // (see `run`), and only if its record was staged.
@@ -248,14 +250,16 @@ impl Writer {
             // One read lock for the whole group: only this thread changes
             // the ids, and it does so below, after the fsync.
             let ids = shared.ids.reader();
-            for command in group {
+            let n_requests = group.len();
+            for (i, command) in group.into_iter().enumerate() {
                 let Command {
                     events,
                     expected,
                     reply,
                     switch_signer,
                 } = command;
-                let result = self.stage(events, expected, recorded_at_ns, &ids, scratch);
+                let last = i + 1 == n_requests;
+                let result = self.stage(events, expected, recorded_at_ns, &ids, scratch, last);
                 match result {
                     Ok(pending) => {
                         if let (Pending::New { .. }, Some(new)) = (&pending, switch_signer) {
@@ -442,6 +446,7 @@ impl Writer {
         recorded_at_ns: i64,
         ids: &IdReader<'_>,
         scratch: &mut Scratch,
+        last_in_group: bool,
     ) -> Result<Pending> {
         // Idempotency: which ids are already in the log (or this group)?
         // Two in-memory lookups per event; only a hit reads the log.
@@ -532,7 +537,10 @@ impl Writer {
             };
             // Freed after the acknowledgements, off the caller's path.
             scratch.payloads.push(payload);
-            scratch.group_ids.insert(header.event.id, scratch.staged.len());
+            // Only a later request of the group looks its ids up here.
+            if !last_in_group {
+                scratch.group_ids.insert(header.event.id, scratch.staged.len());
+            }
             scratch.staged.push(Staged {
                 header,
                 record_hash: hash,

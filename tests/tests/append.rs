@@ -75,6 +75,58 @@ fn reused_id_with_other_content_is_rejected() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Requests queued while the writer is busy are committed as one group:
+/// a later request repeating an earlier one's id is a retry (deduplicated)
+/// or a conflict, exactly as across groups, whichever request of the group
+/// it is.
+#[test]
+fn ids_repeated_across_the_requests_of_one_group() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ledger = open(dir.path())?;
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    for round in 0..20u64 {
+        let base = 10_000 * round;
+        let event = health_event("ops-hub", base + 1);
+        let mut changed = event.clone();
+        changed.payload = br#"{"tampered":true}"#.to_vec();
+        let (busy, first, retry, conflict, after) = rt.block_on(async {
+            // A large batch keeps the writer busy while the rest queue.
+            let busy = ledger.submit(health_batch("busy", base + 100, 1000)).await?;
+            let first = ledger.submit(AppendRequest::new(vec![event.clone()])).await?;
+            let retry = ledger.submit(AppendRequest::new(vec![event.clone()])).await?;
+            let conflict = ledger.submit(AppendRequest::new(vec![changed.clone()])).await?;
+            let after = ledger
+                .submit(AppendRequest::new(vec![health_event("ops-hub", base + 2)]))
+                .await?;
+            anyhow::Ok((busy.await, first.await, retry.await, conflict.await, after.await))
+        })?;
+        busy?;
+        let first = first?;
+        let retry = retry?;
+        assert!(!first.deduplicated);
+        assert!(retry.deduplicated, "round {round}");
+        assert_eq!(retry.receipts, first.receipts);
+        match conflict {
+            Err(LedgerError::IdConflict { event_id, seq }) => {
+                assert_eq!(event_id, event.id);
+                assert_eq!(seq, first.receipts[0].seq);
+            }
+            other => panic!("round {round}: expected IdConflict, got {other:?}"),
+        }
+        assert_eq!(after?.receipts[0].seq, first.receipts[0].seq + 1);
+    }
+    assert_eq!(ledger.len(), 20 * 1002);
+    let records = ledger.read_range(0, 20 * 1002)?;
+    for pair in records.windows(2) {
+        assert_eq!(pair[1].prev_hash(), pair[0].record_hash);
+    }
+    ledger.wait_indexed()?;
+    let checkpoint = ledger.checkpoint();
+    assert_eq!(checkpoint.size(), ledger.len());
+    assert_eq!(ledger.root_at(checkpoint.size())?, checkpoint.root());
+    Ok(())
+}
+
 #[test]
 fn expected_version_is_enforced() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
