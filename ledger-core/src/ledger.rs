@@ -12,6 +12,7 @@
 //! <dir>/checkpoint      latest signed checkpoint (a hint for tamper checks)
 //! ```
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -39,7 +40,7 @@ use crate::segment::file::sync_dir;
 use crate::segment::index::LogIndex;
 use crate::segment::recovery::{ScanOutcome, open_tail, scan_log};
 use crate::signer::Signer;
-use crate::store::{IndexBatch, IndexedEvent, SledStore, Store, TreeNode};
+use crate::store::{DERIVED_LEVELS, IndexBatch, IndexedEvent, LEAF_RUN, SledStore, Store, TreeNode};
 
 /// Fixed at creation and stored in `ledger.json`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,16 +125,61 @@ impl Shared {
     }
 }
 
-/// Tree nodes served from the store.
-struct StoreNodes<'a>(&'a dyn Store);
+/// Tree nodes served from the store; those of the levels it does not
+/// store ([`DERIVED_LEVELS`]) recomputed from the leaves under them.
+struct StoreNodes<'a> {
+    store: &'a dyn Store,
+    alg: HashAlg,
+    /// The last run of leaves read: a proof's siblings at levels 0..=5 all
+    /// lie in one.
+    leaves: RefCell<Option<(u64, Vec<Hash>)>>,
+}
+
+impl<'a> StoreNodes<'a> {
+    fn new(store: &'a dyn Store, alg: HashAlg) -> StoreNodes<'a> {
+        StoreNodes {
+            store,
+            alg,
+            leaves: RefCell::new(None),
+        }
+    }
+
+    /// The root over leaves `[first, first + count)`, a perfect subtree
+    /// inside one run; `None` if a leaf is missing.
+    fn derive(&self, first: u64, count: usize) -> Result<Option<Hash>> {
+        let run_start = first - first % LEAF_RUN;
+        let mut cached = self.leaves.borrow_mut();
+        if cached.as_ref().is_none_or(|(start, _)| *start != run_start) {
+            *cached = Some((run_start, self.store.node_run(0, run_start, LEAF_RUN as usize)?));
+        }
+        let Some((_, run)) = cached.as_ref() else {
+            return Ok(None);
+        };
+        let from = (first - run_start) as usize;
+        let Some(leaves) = run.get(from..from + count) else {
+            return Ok(None);
+        };
+        let mut level: Vec<Hash> = leaves.to_vec();
+        while level.len() > 1 {
+            level = level
+                .chunks_exact(2)
+                .map(|pair| self.alg.node_hash(&pair[0], &pair[1]))
+                .collect();
+        }
+        Ok(level.first().copied())
+    }
+}
 
 impl NodeSource for StoreNodes<'_> {
     type Error = LedgerError;
 
     fn node(&self, level: u32, index: u64) -> Result<Hash> {
-        self.0
-            .node(level, index)?
-            .ok_or_else(|| LedgerError::Store(format!("tree node (level {level}, index {index}) is missing")))
+        let node = if DERIVED_LEVELS.contains(&level) {
+            self.derive(index << level, 1 << level)?
+        } else {
+            self.store.node(level, index)?
+        };
+        node.ok_or_else(|| LedgerError::Store(format!("tree node (level {level}, index {index}) is missing")))
     }
 }
 
@@ -577,7 +623,7 @@ impl Ledger {
     pub fn root_at(&self, size: u64) -> Result<Hash> {
         self.check_size("tree size", size)?;
         subtree_root(
-            &StoreNodes(self.shared.store.as_ref()),
+            &StoreNodes::new(self.shared.store.as_ref(), self.shared.identity.tree_hash),
             self.shared.identity.tree_hash,
             0,
             size,
@@ -614,7 +660,7 @@ impl Ledger {
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>> {
         self.check_size("tree size", size)?;
         inclusion_proof(
-            &StoreNodes(self.shared.store.as_ref()),
+            &StoreNodes::new(self.shared.store.as_ref(), self.shared.identity.tree_hash),
             self.shared.identity.tree_hash,
             seq,
             size,
@@ -625,7 +671,7 @@ impl Ledger {
     pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
         self.check_size("tree size", new_size)?;
         consistency_proof(
-            &StoreNodes(self.shared.store.as_ref()),
+            &StoreNodes::new(self.shared.store.as_ref(), self.shared.identity.tree_hash),
             self.shared.identity.tree_hash,
             old_size,
             new_size,
@@ -704,8 +750,9 @@ fn store_identity(identity: &LedgerIdentity) -> Vec<u8> {
 }
 
 /// Bumped whenever the sled key layout changes (`store/sled_store.rs`).
-/// Layout 2: no id keys, stream entries packed 64 to a value.
-const STORE_LAYOUT: &str = "layout-2";
+/// Layout 2: no id keys, stream entries packed 64 to a value. Layout 3:
+/// no tree nodes of levels 1..=5 (`store::DERIVED_LEVELS`).
+const STORE_LAYOUT: &str = "layout-3";
 
 fn load_or_create_identity(dir: &Path, config: &LedgerConfig) -> Result<LedgerIdentity> {
     let path = dir.join("ledger.json");
@@ -928,7 +975,12 @@ fn check_saved_checkpoint(
             checkpoint.size, scan.n_records
         )));
     }
-    let root = subtree_root(&StoreNodes(store), identity.tree_hash, 0, checkpoint.size)?;
+    let root = subtree_root(
+        &StoreNodes::new(store, identity.tree_hash),
+        identity.tree_hash,
+        0,
+        checkpoint.size,
+    )?;
     if root != checkpoint.root {
         return Err(corrupt(format!(
             "the log's root at size {} differs from the signed checkpoint: records were rewritten",

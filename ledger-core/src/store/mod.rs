@@ -51,6 +51,16 @@ pub struct IndexedEvent {
     pub seq: u64,
 }
 
+/// Tree levels that are not stored: a node of level 1..=5 is recomputed
+/// from the (at most 32) leaf hashes under it, which one read of a stored
+/// run of 64 leaves returns. They are half of all tree nodes: leaving them
+/// out halves the node bytes the indexer writes to sled per record, at
+/// ~6 µs of hashing per inclusion proof.
+pub const DERIVED_LEVELS: std::ops::RangeInclusive<u32> = 1..=5;
+
+/// Leaves per stored run: every node of a derived level lies within one.
+pub const LEAF_RUN: u64 = 64;
+
 /// A perfect Merkle subtree root: leaves `[index << level, (index + 1) << level)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeNode {
@@ -69,7 +79,8 @@ pub struct IndexBatch {
     pub log_len_after: u64,
     /// Index entries, in seq order.
     pub events: Vec<IndexedEvent>,
-    /// Tree nodes completed by these records, in completion order.
+    /// Tree nodes completed by these records, in completion order (those
+    /// of [`DERIVED_LEVELS`] are skipped by the store).
     pub nodes: Vec<TreeNode>,
 }
 
@@ -86,8 +97,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn stream_head(&self, stream: &str) -> Result<Option<(u64, u64)>>;
     /// `(version, seq)` pairs of a stream from `from_version`, at most `limit`.
     fn stream_range(&self, stream: &str, from_version: u64, limit: usize) -> Result<Vec<(u64, u64)>>;
-    /// A stored perfect-subtree root.
+    /// A stored perfect-subtree root (never one of [`DERIVED_LEVELS`]).
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>>;
+    /// The stored nodes of `level` from `first`, at most `count`, up to the
+    /// first missing one.
+    fn node_run(&self, level: u32, first: u64, count: usize) -> Result<Vec<Hash>>;
     /// Applies a batch atomically, moving `log_len` to `batch.log_len_after`.
     fn apply(&self, batch: &IndexBatch) -> Result<()>;
     /// Removes everything, identity included (before a rebuild).

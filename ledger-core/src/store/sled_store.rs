@@ -30,7 +30,7 @@ use std::path::Path;
 
 use ledger_verify::Hash;
 
-use super::{IndexBatch, Store};
+use super::{DERIVED_LEVELS, IndexBatch, Store};
 use crate::error::{LedgerError, Result};
 
 const NODES_PER_CHUNK: u64 = 64;
@@ -222,6 +222,38 @@ impl Store for SledStore {
         Ok(chunk.get(start..start + 32).and_then(|s| s.try_into().ok()))
     }
 
+    fn node_run(&self, level: u32, first: u64, count: usize) -> Result<Vec<Hash>> {
+        let mut run = Vec::with_capacity(count);
+        let mut next = first;
+        while run.len() < count {
+            let Some(chunk) = self
+                .db
+                .get(node_key(level, next / NODES_PER_CHUNK))
+                .map_err(store_err)?
+            else {
+                break;
+            };
+            let from = ((next % NODES_PER_CHUNK) * 32) as usize;
+            let before = run.len();
+            for hash in chunk
+                .get(from..)
+                .unwrap_or_default()
+                .chunks_exact(32)
+                .take(count - before)
+            {
+                let mut node = [0u8; 32];
+                node.copy_from_slice(hash);
+                run.push(node);
+            }
+            // A chunk that is not full ends the run.
+            if (run.len() - before) as u64 != NODES_PER_CHUNK - next % NODES_PER_CHUNK {
+                break;
+            }
+            next += (run.len() - before) as u64;
+        }
+        Ok(run)
+    }
+
     fn apply(&self, batch: &IndexBatch) -> Result<()> {
         let mut sled_batch = sled::Batch::default();
         // Both kinds of entries arrive in order (stream versions per stream,
@@ -245,7 +277,7 @@ impl Store for SledStore {
             chunk.extend_from_slice(&event.seq.to_be_bytes());
         }
         let mut nodes: HashMap<(u32, u64), Vec<u8>> = HashMap::new();
-        for node in &batch.nodes {
+        for node in batch.nodes.iter().filter(|node| !DERIVED_LEVELS.contains(&node.level)) {
             let chunk_idx = node.index / NODES_PER_CHUNK;
             let chunk = self.chunk(&mut nodes, (node.level, chunk_idx), || {
                 node_key(node.level, chunk_idx).to_vec()
@@ -327,6 +359,37 @@ mod tests {
         };
         assert!(matches!(store.apply(&gap), Err(LedgerError::Store(_))));
         assert_eq!(store.log_len()?, 3, "a rejected batch changes nothing");
+        Ok(())
+    }
+
+    #[test]
+    fn derived_levels_are_not_stored_and_runs_stop_at_the_first_gap() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let store = SledStore::open(dir.path())?;
+        let node = |level: u32, index: u64| TreeNode {
+            level,
+            index,
+            hash: [(level * 100 + index as u32) as u8; 32],
+        };
+        let mut nodes: Vec<TreeNode> = (0..150).map(|i| node(0, i)).collect();
+        nodes.extend((0..75).map(|i| node(1, i)));
+        nodes.extend((0..5).map(|i| node(5, i)));
+        nodes.extend((0..2).map(|i| node(6, i)));
+        store.apply(&IndexBatch {
+            log_len_after: 150,
+            events: vec![],
+            nodes,
+        })?;
+        assert_eq!(store.node(1, 0)?, None, "level 1 is derived, not stored");
+        assert_eq!(store.node(5, 0)?, None, "level 5 is derived, not stored");
+        assert_eq!(store.node(6, 1)?, Some(node(6, 1).hash));
+        // Runs cross chunks of 64 and stop where the level ends.
+        let run = store.node_run(0, 60, 64)?;
+        assert_eq!(run, (60..124).map(|i| node(0, i).hash).collect::<Vec<_>>());
+        let tail = store.node_run(0, 128, 64)?;
+        assert_eq!(tail, (128..150).map(|i| node(0, i).hash).collect::<Vec<_>>());
+        assert!(store.node_run(0, 150, 64)?.is_empty());
+        assert_eq!(store.node_run(0, 10, 3)?.len(), 3);
         Ok(())
     }
 
