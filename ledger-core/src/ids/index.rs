@@ -8,14 +8,19 @@
 //! merge index of our own:
 //!
 //! - a **memtable** ([`IdMap`]) takes each group's ids after its fsync;
-//! - when it holds `memtable_limit` ids it is written out, sorted, as a
-//!   **run** file (`run.rs`) and emptied: ~1.3 bytes per id stay in memory
-//!   (a Bloom filter, block fences);
+//! - when it holds `memtable_limit` ids it is **frozen** and replaced by an
+//!   empty table, and a flusher thread writes the frozen one out, sorted, as
+//!   a **run** file (`run.rs`): ~1.3 bytes per id stay in memory (a Bloom
+//!   filter, block fences). The sort and write of a full table took the
+//!   writer ~100 ms per flush when it did them itself; frozen, they stall
+//!   nothing. Two tables are all the index allocates: the frozen one's,
+//!   emptied, becomes the next spare;
 //! - a **compactor** thread merges the newest two runs whenever the older
 //!   is at most twice the newer, so there are about log2(records / limit)
 //!   runs and a new id costs one filter probe per run.
 //!
-//! A lookup checks the runs oldest first, then the memtable, and returns
+//! A lookup checks the runs oldest first, then the frozen table, then the
+//! memtable, and returns
 //! the first hit: an id's first record is its original (the writer never
 //! records an id twice; only a damaged log could).
 //!
@@ -25,7 +30,7 @@
 //!
 //! Concurrency: one mutator at a time (the open scan, then the writer
 //! thread), enforced by a mutex; readers take the state's read lock, and a
-//! run being written is not visible until it replaces the memtable's ids.
+//! run being written is not visible until it replaces the frozen table.
 
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
@@ -37,9 +42,10 @@ use super::run::Run;
 use super::{IdKey, IdMap, KeyedHash};
 use crate::error::{LedgerError, Result};
 
-/// Default ids held in memory before a run is written: 7/8 of 2^19 slots,
-/// so the memtable's table (~13 MiB) never grows.
-pub(crate) const DEFAULT_MEMTABLE_IDS: usize = 458_752;
+/// Default ids held in memory before a run is written: 7/8 of 2^18 slots,
+/// so the memtable's table (~6.5 MiB; two of them, with the frozen one)
+/// never grows.
+pub(crate) const DEFAULT_MEMTABLE_IDS: usize = 229_376;
 
 /// The index. See the module documentation.
 #[derive(Debug)]
@@ -48,6 +54,7 @@ pub(crate) struct IdIndex {
     /// Serialises mutators (the open scan, then the writer).
     mutating: Mutex<()>,
     compactor: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    flusher: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
 
 #[derive(Debug)]
@@ -60,11 +67,19 @@ struct Shared {
     file_prefix: u64,
     next_file: AtomicU64,
     state: RwLock<State>,
+    /// Held while the frozen table is written out (by the flusher, or by
+    /// the writer when it needs the slot and the flusher has not started).
+    flushing: Mutex<()>,
 }
 
 #[derive(Debug)]
 struct State {
     memtable: IdMap<u64>,
+    /// A full memtable being written out as a run: older than `memtable`,
+    /// newer than every run.
+    frozen: Option<Arc<IdMap<u64>>>,
+    /// The last frozen table once written out, emptied: the next memtable.
+    spare: Option<IdMap<u64>>,
     /// Oldest first.
     runs: Vec<Arc<Run>>,
     /// A run that failed to write is retried once the memtable has grown
@@ -76,7 +91,8 @@ struct State {
 /// holds in memory and on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdIndexStats {
-    /// Ids in the in-memory table (written out at `id_memtable_ids`).
+    /// Ids in memory: the memtable (written out at `id_memtable_ids`) and
+    /// a frozen table being written out.
     pub memtable_ids: usize,
     /// Run files.
     pub runs: usize,
@@ -106,9 +122,12 @@ impl IdIndex {
             next_file: AtomicU64::new(0),
             state: RwLock::new(State {
                 memtable: IdMap::with_capacity(memtable_limit),
+                frozen: None,
+                spare: None,
                 runs: Vec::new(),
                 flush_at: memtable_limit,
             }),
+            flushing: Mutex::new(()),
         });
         let (tx, rx) = mpsc::channel();
         let compactor_shared = Arc::clone(&shared);
@@ -116,10 +135,24 @@ impl IdIndex {
             .name("ledger-id-compactor".to_string())
             .spawn(move || compact(&compactor_shared, &rx))
             .map_err(|e| LedgerError::io("spawning the id compactor thread", e))?;
+        let (flush_tx, flush_rx) = mpsc::channel::<()>();
+        let flusher_shared = Arc::clone(&shared);
+        let wake_compactor = tx.clone();
+        let flusher = std::thread::Builder::new()
+            .name("ledger-id-flusher".to_string())
+            .spawn(move || {
+                while flush_rx.recv().is_ok() {
+                    if flush_frozen(&flusher_shared) {
+                        let _ = wake_compactor.send(());
+                    }
+                }
+            })
+            .map_err(|e| LedgerError::io("spawning the id flusher thread", e))?;
         Ok(IdIndex {
             shared,
             mutating: Mutex::new(()),
             compactor: Mutex::new(Some((tx, thread))),
+            flusher: Mutex::new(Some((flush_tx, flusher))),
         })
     }
 
@@ -169,16 +202,25 @@ impl IdIndex {
     pub(crate) fn stats(&self) -> IdIndexStats {
         let state = self.reader().state;
         IdIndexStats {
-            memtable_ids: state.memtable.len(),
+            memtable_ids: state.memtable.len() + state.frozen.as_ref().map_or(0, |frozen| frozen.len()),
             runs: state.runs.len(),
             run_ids: state.runs.iter().map(|run| run.count()).sum(),
             run_memory_bytes: state.runs.iter().map(|run| run.memory_bytes()).sum(),
         }
     }
 
-    /// Stops the compactor (an unfinished merge is abandoned; its file is
-    /// removed with the directory at the next open).
+    /// Stops the flusher and the compactor (an unfinished merge is
+    /// abandoned; its file is removed with the directory at the next open;
+    /// a frozen table not yet written out keeps answering lookups).
     pub(crate) fn close(&self) {
+        let flusher = match self.flusher.lock() {
+            Ok(mut flusher) => flusher.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some((tx, thread)) = flusher {
+            drop(tx);
+            let _ = thread.join();
+        }
         let compactor = match self.compactor.lock() {
             Ok(mut compactor) => compactor.take(),
             Err(poisoned) => poisoned.into_inner().take(),
@@ -189,10 +231,11 @@ impl IdIndex {
         }
     }
 
-    /// Waits until no merge is pending (tests: a deterministic run count).
+    /// Waits until no flush or merge is pending (tests: deterministic
+    /// counts).
     #[cfg(test)]
     pub(crate) fn settle(&self) {
-        while pick_pair(&self.shared).is_some() {
+        while self.reader().state.frozen.is_some() || pick_pair(&self.shared).is_some() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
@@ -211,50 +254,110 @@ impl IdIndex {
         }
     }
 
-    /// Writes the memtable out as a run once it is full. The memtable keeps
-    /// answering lookups while the run is sorted and written (only the
-    /// caller, the one mutator, could change it), and is emptied in the same
-    /// write-locked step that makes the run visible.
+    /// Freezes the memtable once it is full and hands it to the flusher.
+    /// A previous frozen table still unwritten is written out first, here
+    /// (it is rare: the flusher has a whole memtable's filling to do it).
     ///
-    /// With `incoming` ids about to be added, it flushes a non-empty
+    /// With `incoming` ids about to be added, it freezes a non-empty
     /// memtable they would take past the limit; with none, a full one.
     fn maybe_flush(&self, incoming: usize) {
-        let mut entries: Vec<([u8; 16], u64)> = {
+        let full = {
             let state = self.reader().state;
             let len = state.memtable.len();
-            let full = if incoming == 0 {
+            if incoming == 0 {
                 len >= state.flush_at
             } else {
                 len > 0 && len + incoming > state.flush_at
-            };
-            if !full {
-                return;
             }
-            state.memtable.iter().collect()
         };
-        entries.sort_unstable();
-        let path = self.shared.new_path();
-        match Run::write(path.clone(), &entries, &self.shared.key) {
-            Ok(run) => {
-                let mut state = self.write_state();
-                state.runs.push(Arc::new(run));
-                state.memtable.clear();
-                state.flush_at = self.shared.memtable_limit;
-                drop(state);
-                if let Ok(compactor) = self.compactor.lock()
-                    && let Some((tx, _)) = compactor.as_ref()
-                {
-                    let _ = tx.send(());
-                }
-            }
-            Err(err) => {
-                let _ = std::fs::remove_file(&path);
-                let mut state = self.write_state();
-                state.flush_at = state.memtable.len() + self.shared.memtable_limit;
-                tracing::warn!(error = %err, path = %path.display(), ids = entries.len(), "could not write an id index run; keeping its ids in memory");
-            }
+        if !full {
+            return;
+        }
+        if self.reader().state.frozen.is_some() && flush_frozen(&self.shared) {
+            self.wake_compactor();
+        }
+        {
+            let mut state = self.write_state();
+            let fresh = state
+                .spare
+                .take()
+                .unwrap_or_else(|| IdMap::with_capacity(self.shared.memtable_limit));
+            let full = std::mem::replace(&mut state.memtable, fresh);
+            state.frozen = Some(Arc::new(full));
+            state.flush_at = self.shared.memtable_limit;
+        }
+        let handed = match self.flusher.lock() {
+            Ok(flusher) => flusher.as_ref().is_some_and(|(tx, _)| tx.send(()).is_ok()),
+            Err(_) => false,
+        };
+        if !handed && flush_frozen(&self.shared) {
+            self.wake_compactor();
         }
     }
+
+    fn wake_compactor(&self) {
+        if let Ok(compactor) = self.compactor.lock()
+            && let Some((tx, _)) = compactor.as_ref()
+        {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Writes the frozen table out as a run and makes the run replace it, in
+/// one write-locked step (lookups see its ids throughout); its emptied
+/// table becomes the spare. If the run cannot be written, the ids go back
+/// into the memtable, and the next flush is tried once it has grown by
+/// another `memtable_limit` ids. True when a run was added.
+fn flush_frozen(shared: &Shared) -> bool {
+    let _flushing = match shared.flushing.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let frozen = match shared.state.read() {
+        Ok(state) => state.frozen.clone(),
+        Err(poisoned) => poisoned.into_inner().frozen.clone(),
+    };
+    let Some(frozen) = frozen else { return false };
+    let mut entries: Vec<([u8; 16], u64)> = frozen.iter().collect();
+    entries.sort_unstable();
+    let path = shared.new_path();
+    let written = Run::write(path.clone(), &entries, &shared.key);
+    let mut state = match shared.state.write() {
+        Ok(state) => state,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    state.frozen = None;
+    let added = match written {
+        Ok(run) => {
+            state.runs.push(Arc::new(run));
+            true
+        }
+        Err(err) => {
+            let _ = std::fs::remove_file(&path);
+            // The frozen ids are the older ones: they win over a repeat.
+            for (id, seq) in entries {
+                state.memtable.insert(id, seq);
+            }
+            state.flush_at = state.memtable.len() + shared.memtable_limit;
+            tracing::warn!(error = %err, path = %path.display(), ids = frozen.len(), "could not write an id index run; keeping its ids in memory");
+            false
+        }
+    };
+    drop(state);
+    // Readers reach the frozen table only through the state, so this is
+    // now the last reference: its allocation is the next memtable's.
+    if let Ok(mut table) = Arc::try_unwrap(frozen) {
+        table.clear();
+        let mut state = match shared.state.write() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if state.spare.is_none() && table.capacity() >= shared.memtable_limit {
+            state.spare = Some(table);
+        }
+    }
+    added
 }
 
 impl Drop for IdIndex {
@@ -289,6 +392,9 @@ impl IdReader<'_> {
                     return Ok(found);
                 }
             }
+        }
+        if let Some(seq) = self.state.frozen.as_ref().and_then(|frozen| frozen.get(id)) {
+            return Ok(Some(seq));
         }
         Ok(self.state.memtable.get(id))
     }
@@ -385,10 +491,12 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
         let index = IdIndex::create(&dir.path().join("ids"), 100)?;
         index.insert_all((0..64).map(|n| (id(n), n)));
+        index.settle();
         assert_eq!((index.stats().memtable_ids, index.stats().runs), (64, 0));
         // 64 + 64 > 100: the first 64 go to a run before the group is added,
         // so the memtable never holds more than its limit.
         index.insert_all((64..128).map(|n| (id(n), n)));
+        index.settle();
         let stats = index.stats();
         assert_eq!(
             (stats.memtable_ids, stats.runs, stats.run_ids),
@@ -397,14 +505,52 @@ mod tests {
         );
         // A group that fits exactly fills it and is flushed after.
         index.insert_all((128..164).map(|n| (id(n), n)));
+        index.settle();
         let stats = index.stats();
         assert_eq!((stats.memtable_ids, stats.run_ids), (0, 164), "{stats:?}");
         // A group larger than the limit still goes in whole.
         index.insert_all((164..464).map(|n| (id(n), n)));
+        index.settle();
         assert_eq!(index.stats().memtable_ids + index.stats().run_ids, 464);
         for n in [0, 63, 64, 127, 128, 163, 164, 463] {
             assert_eq!(index.reader().get(&id(n))?, Some(n));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_frozen_table_answers_lookups_until_its_run_replaces_it() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| LedgerError::io("tempdir", e))?;
+        let index = IdIndex::create(&dir.path().join("ids"), 100)?;
+        // Holding the flush lock keeps the flusher from writing the run.
+        let flushing = index.shared.flushing.lock().map_err(|_| LedgerError::Closed)?;
+        index.insert_all((0..100).map(|n| (id(n), n)));
+        index.insert_all((100..150).map(|n| (id(n), n)));
+        let stats = index.stats();
+        assert_eq!((stats.memtable_ids, stats.runs), (150, 0), "{stats:?}");
+        assert!(index.reader().state.frozen.is_some());
+        for n in 0..150 {
+            assert_eq!(index.reader().get(&id(n))?, Some(n), "id {n}");
+        }
+        drop(flushing);
+        index.settle();
+        let stats = index.stats();
+        assert_eq!(
+            (stats.memtable_ids, stats.runs, stats.run_ids),
+            (50, 1, 100),
+            "{stats:?}"
+        );
+        // The written table, emptied, is the spare the next freeze takes.
+        assert!(index.reader().state.spare.is_some());
+        index.insert_all((150..200).map(|n| (id(n), n)));
+        // Two freezes in a row: the second writes the first out itself if
+        // the flusher has not.
+        index.insert_all((200..400).map(|n| (id(n), n)));
+        index.settle();
+        for n in 0..400 {
+            assert_eq!(index.reader().get(&id(n))?, Some(n), "id {n}");
+        }
+        assert_eq!(index.stats().memtable_ids + index.stats().run_ids, 400);
         Ok(())
     }
 
@@ -449,6 +595,7 @@ mod tests {
         let index = IdIndex::create(&path, 8)?;
         std::fs::remove_dir_all(&path).map_err(|e| LedgerError::io("removing", e))?;
         index.insert_all((0..20).map(|n| (id(n), n)));
+        index.settle();
         let stats = index.stats();
         assert_eq!((stats.memtable_ids, stats.runs), (20, 0));
         for n in 0..20 {
@@ -457,6 +604,7 @@ mod tests {
         // Once the directory is back, the next flush writes them all.
         std::fs::create_dir_all(&path).map_err(|e| LedgerError::io("creating", e))?;
         index.insert_all((20..30).map(|n| (id(n), n)));
+        index.settle();
         assert_eq!(index.stats().memtable_ids, 0);
         for n in 0..30 {
             assert_eq!(index.reader().get(&id(n))?, Some(n));

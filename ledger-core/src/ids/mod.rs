@@ -76,6 +76,11 @@ impl<V: Copy> IdMap<V> {
         self.map.len()
     }
 
+    /// Ids it holds without growing.
+    pub(crate) fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+
     /// Every `(id, value)`, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = ([u8; 16], V)> + '_ {
         self.map.iter().map(|(key, value)| (key.0, *value))
