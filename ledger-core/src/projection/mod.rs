@@ -23,15 +23,17 @@
 
 pub mod builtin;
 pub mod engine;
+mod filter;
 mod pages;
 mod pipeline;
 pub mod table;
 
 pub use engine::{
-    ProjectionError, ProjectionHandle, ProjectionStatus, Projections, ReplayOutcome, ReplayProgress, StateDigest,
+    DEFAULT_RESIDENT_BYTES, ProjectionError, ProjectionHandle, ProjectionStatus, Projections, ProjectionsConfig,
+    ReplayOutcome, ReplayProgress, StateDigest,
 };
 
-pub use table::{Changes, Table};
+pub use table::{Cached, Changes, RowStore, Table};
 
 use crate::event::Event;
 use crate::record::Record;
@@ -62,8 +64,18 @@ pub trait Projection: Send + Sync + 'static {
     fn take_changes(&mut self, changes: &mut Changes) -> Result<(), Fault>;
 
     /// Restores one stored entry (on open, in key order), as written by
-    /// `take_changes`.
+    /// `take_changes`. The tables listed by [`Projection::cached`] are
+    /// attached to the store before, and keep none of their rows: they
+    /// read them back when asked.
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), Fault>;
+
+    /// The tables holding the projection's state, so that the engine can
+    /// back them with its store and bound what stays in memory (see
+    /// [`Table`]). A projection listing none keeps its whole state in
+    /// memory.
+    fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        Vec::new()
+    }
 }
 
 /// Why a record could not be folded (or an entry restored).
