@@ -53,9 +53,10 @@ const FLUSH_RECORDS: u64 = 65_536;
 /// every projection folds on a thread of its own while the log is read
 /// (see `pipeline`), and flushes once per round.
 const CATCH_UP_LAG: u64 = CHUNK as u64;
-/// Records folded per catch-up round, between flushes. State is in memory
-/// anyway; a bigger round writes a row changed many times once, and a crash
-/// only loses the round's folding, redone from the stored position.
+/// Records folded per catch-up round, between flushes. A bigger round
+/// writes a row changed many times once, and a crash only loses the
+/// round's folding, redone from the stored position; the rows it changes
+/// stay in memory until its flush, on top of the resident bound.
 const CATCH_UP_ROUND: u64 = 262_144;
 /// Longest a folded record stays unpersisted while the log is live.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -935,9 +936,9 @@ impl Projections {
         dir: impl AsRef<std::path::Path>,
         projections_config: ProjectionsConfig,
     ) -> Result<Projections> {
-        // sled's default page cache is 1 GiB; the state lives in memory in
-        // the projections themselves, so the store only needs to cache
-        // what a flush touches.
+        // sled's default page cache is 1 GiB; the projections keep their
+        // hot rows themselves (`resident_bytes`), so the store only needs
+        // to cache what a flush and a read-back touch.
         let config = sled::Config::new()
             .path(dir.as_ref())
             .cache_capacity(PROJECTION_STORE_CACHE)

@@ -1,8 +1,10 @@
 //! Projections: deterministic folds of the log into the views people act on
 //! (task state, incidents, metrics rollups, the bundle index).
 //!
-//! A [`Projection`] owns its state in memory and folds records into it one
-//! at a time. The [`engine`] feeds it every committed record in seq order,
+//! A [`Projection`] owns its state and folds records into it one at a time.
+//! Its [`Table`]s, once the engine attaches them to the store, keep a
+//! bounded set of rows in memory and read the others back from the store
+//! (see [`table`]); a projection's state is therefore not bounded by RAM. The [`engine`] feeds it every committed record in seq order,
 //! persists the entries it changed to sled **in one batch with the seq they
 //! reflect** (so a crash never leaves state and position apart), serves it
 //! while it follows the log live, replays it from zero into a fresh instance
