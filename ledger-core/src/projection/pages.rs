@@ -496,10 +496,10 @@ mod tests {
         assert_eq!(tree.scan(b"b\0", b"", usize::MAX).unwrap(), under(b"b\0", b""));
         assert_eq!(tree.scan(b"a\0", b"", usize::MAX).unwrap(), under(b"a\0", b""));
         assert_eq!(
-            tree.scan(b"a\0", b"a\01000", usize::MAX).unwrap(),
-            under(b"a\0", b"a\01000")
+            tree.scan(b"a\0", b"a\x001000", usize::MAX).unwrap(),
+            under(b"a\0", b"a\x001000")
         );
-        assert_eq!(tree.scan(b"a\01", b"", usize::MAX).unwrap(), under(b"a\01", b""));
+        assert_eq!(tree.scan(b"a\x001", b"", usize::MAX).unwrap(), under(b"a\x001", b""));
         let first = tree.scan(b"b\0", b"", 3).unwrap();
         assert_eq!(first, under(b"b\0", b"")[..3]);
         assert!(tree.scan(b"c\0", b"", usize::MAX).unwrap().is_empty());
