@@ -22,6 +22,7 @@ mod id_index;
 mod keys;
 mod mtls;
 mod producer;
+mod projection_cache;
 mod projections;
 mod proofs;
 mod quota;

@@ -32,7 +32,9 @@
 //! measured; the bytes are the same). `--keep-logs DIR` keeps each size's
 //! ledger in `DIR/<N>` and reuses it on the next run (the open scan still
 //! verifies it), so that runs compare on the very same log; `--no-singles`
-//! skips phase 4 at every size. `--json FILE` also writes the figures as
+//! skips phase 4 at every size. `--resident-mib N` bounds each
+//! projection's resident state to N MiB (`ProjectionsConfig`; the
+//! engine's default otherwise). `--json FILE` also writes the figures as
 //! JSON, for the one-command report (`benches/run.sh`).
 
 use std::fs::File;
@@ -44,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use ledger_benches::{bench_config, bench_dir, dir_bytes, open_ledger_with};
 use ledger_core::projection::builtin::Builtins;
-use ledger_core::projection::{Projection, ProjectionHandle, Projections, StateDigest};
+use ledger_core::projection::{Projection, ProjectionHandle, Projections, ProjectionsConfig, StateDigest};
 use ledger_core::sample::SampleEvidence;
 use ledger_core::segment::file::SEGMENT_HEADER_LEN;
 use ledger_core::segment::frame::{FRAME_HEADER_LEN, FrameHeader, split_body};
@@ -113,6 +115,13 @@ fn main() -> AnyResult<()> {
                 );
             }
             "--no-singles" => options.no_singles = true,
+            "--resident-mib" => {
+                options.resident_mib = Some(
+                    args.next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .ok_or_else(|| io::Error::other("--resident-mib needs a number of MiB"))?,
+                );
+            }
             "--keep-logs" => {
                 options.keep_logs = Some(
                     args.next()
@@ -179,6 +188,9 @@ fn reports_json(reports: &[SizeReport]) -> serde_json::Value {
 struct Options {
     keep_logs: Option<PathBuf>,
     no_singles: bool,
+    /// Resident state per projection (`ProjectionsConfig::resident_bytes`),
+    /// in MiB; the engine's default when absent.
+    resident_mib: Option<usize>,
     json: Option<PathBuf>,
 }
 
@@ -217,7 +229,11 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
     let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let sampler = RssSampler::start();
     let start = Instant::now();
-    let engine = Projections::open(Arc::clone(&ledger), &proj_dir)?;
+    let mut config = ProjectionsConfig::default();
+    if let Some(mib) = options.resident_mib {
+        config.resident_bytes = mib << 20;
+    }
+    let engine = Projections::open_with(Arc::clone(&ledger), &proj_dir, config)?;
     // tasks, incidents, subjects and metrics (without alert rules).
     let builtins = Builtins::register(&engine)?;
     let all_applied = builtins.tasks.wait_applied(records, PHASE_TIMEOUT)

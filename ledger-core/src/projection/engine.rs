@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pages::{self, Change, PageError, PageIndex, PagedTree};
 use super::pipeline::{CHUNK_RECORDS, SendFold, fold_range};
-use super::{Changes, Effects, Fault, Projection};
+use super::{Changes, Effects, Fault, Projection, RowStore};
 use crate::error::LedgerError;
 use crate::event::{AppendRequest, timestamp_ns};
 use crate::ledger::Ledger;
@@ -53,9 +53,10 @@ const FLUSH_RECORDS: u64 = 65_536;
 /// every projection folds on a thread of its own while the log is read
 /// (see `pipeline`), and flushes once per round.
 const CATCH_UP_LAG: u64 = CHUNK as u64;
-/// Records folded per catch-up round, between flushes. State is in memory
-/// anyway; a bigger round writes a row changed many times once, and a crash
-/// only loses the round's folding, redone from the stored position.
+/// Records folded per catch-up round, between flushes. A bigger round
+/// writes a row changed many times once, and a crash only loses the
+/// round's folding, redone from the stored position; the rows it changes
+/// stay in memory until its flush, on top of the resident bound.
 const CATCH_UP_ROUND: u64 = 262_144;
 /// Longest a folded record stays unpersisted while the log is live.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -90,6 +91,31 @@ const PROJECTION_STORE_CACHE: u64 = 16 * 1024 * 1024;
 /// (`pages`), 1 (no `layout` in `meta`) stored one sled entry per row. A
 /// generation of another layout is rebuilt from the log.
 const STORE_LAYOUT: u32 = 2;
+
+/// Default of [`ProjectionsConfig::resident_bytes`]: 16 MiB per
+/// projection, 64 MiB for the four built-ins.
+pub const DEFAULT_RESIDENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// How the engine runs its projections.
+#[derive(Clone, Debug)]
+pub struct ProjectionsConfig {
+    /// Rows each projection keeps in memory, in bytes (their stored size
+    /// plus a fixed overhead per row), once its changes are stored: the
+    /// least recently used beyond it are evicted after a flush and read
+    /// back from the store when needed (see [`super::Table`]). Rows
+    /// changed since the last flush always stay, so a catch-up round's
+    /// changes come on top. Projections that list no tables
+    /// ([`Projection::cached`]) keep everything.
+    pub resident_bytes: usize,
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        ProjectionsConfig {
+            resident_bytes: DEFAULT_RESIDENT_BYTES,
+        }
+    }
+}
 
 const META_TREE: &str = "meta";
 const ENGINE_PREFIX: u8 = 0xFF;
@@ -286,6 +312,8 @@ struct Slot<P> {
     replaying: AtomicBool,
     /// Its batches queued for the store writer, not yet applied.
     writes: Arc<Writes>,
+    /// [`ProjectionsConfig::resident_bytes`].
+    resident_bytes: usize,
 }
 
 /// A batch handed to the store writer thread: the changed rows, faults
@@ -394,7 +422,9 @@ impl<P: Projection> Slot<P> {
         let mut state = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
         self.writes.wait()?;
-        write_batch(self.name, &mut *state, &mut position)
+        write_batch(self.name, &mut *state, &mut position)?;
+        evict(&mut *state, self.resident_bytes);
+        Ok(())
     }
 
     /// [`Slot::flush`], the batch applied by the writer thread behind
@@ -403,6 +433,11 @@ impl<P: Projection> Slot<P> {
         let job = {
             let mut state = self.state.write().map_err(|_| poisoned())?;
             let mut position = self.lock_position()?;
+            // Rows may only be evicted once their writes are stored: wait
+            // for the previous round's batch (applied while this round
+            // folded), evict what is clean, then hand over this round's.
+            self.writes.wait()?;
+            evict(&mut *state, self.resident_bytes);
             let Some(batch) = build_batch(self.name, &mut *state, &mut position)? else {
                 return Ok(());
             };
@@ -431,6 +466,31 @@ fn note_fault(position: &mut Position, seq: u64, fault: Fault) {
     position.recent_faults.push((seq, fault.0));
     if position.recent_faults.len() > RECENT_FAULTS {
         position.recent_faults.remove(0);
+    }
+}
+
+/// Backs the tables of `state` with `tree`.
+fn attach<P: Projection>(state: &mut P, tree: &Arc<PagedTree>) {
+    let store = RowStore::new(Arc::clone(tree));
+    for table in state.cached() {
+        table.attach(&store);
+    }
+}
+
+/// Evicts rows of `state` beyond `budget` bytes, every table down to its
+/// share of three quarters of it (so that the next eviction is some rows
+/// away). Only call it when every batch taken from `state` is applied.
+fn evict<P: Projection>(state: &mut P, budget: usize) {
+    let mut tables = state.cached();
+    let total: usize = tables.iter().map(|table| table.resident_bytes()).sum();
+    let keep = if total <= budget { None } else { Some(budget / 4 * 3) };
+    for table in &mut tables {
+        let target = match keep {
+            // Every call ages the rows, whether or not any go.
+            None => usize::MAX,
+            Some(keep) => (table.resident_bytes() as u128 * keep as u128 / total.max(1) as u128) as usize,
+        };
+        table.evict_to(target);
     }
 }
 
@@ -599,6 +659,8 @@ impl<P: Projection> Slot<P> {
             self.db.open_tree(name.as_bytes()).map_err(store_err)?,
             BTreeMap::new(),
         ));
+        let mut fresh = fresh;
+        attach(&mut fresh, &tree);
         let mut next = Position {
             applied: from_seq,
             faults: 0,
@@ -626,6 +688,7 @@ impl<P: Projection> Slot<P> {
         fold_to_end(ledger, &mut state, &mut next, |state, next, len| {
             if next.unflushed >= FLUSH_RECORDS {
                 write_batch(self.name, state, next)?;
+                evict(state, self.resident_bytes);
                 report(next.applied - from_seq, len - from_seq, progress);
             }
             Ok(())
@@ -838,6 +901,7 @@ pub fn seq_end_at(ledger: &Ledger, at_ns: i64) -> Result<u64> {
 
 struct Inner {
     ledger: Arc<Ledger>,
+    config: ProjectionsConfig,
     db: sled::Db,
     /// The store writer thread's queue (catch-up rounds' batches).
     writer: SyncSender<WriteJob>,
@@ -863,9 +927,18 @@ impl Projections {
     /// following `ledger`. Register projections next; each catches up from
     /// where its stored state left off.
     pub fn open(ledger: Arc<Ledger>, dir: impl AsRef<std::path::Path>) -> Result<Projections> {
-        // sled's default page cache is 1 GiB; the state lives in memory in
-        // the projections themselves, so the store only needs to cache
-        // what a flush touches.
+        Projections::open_with(ledger, dir, ProjectionsConfig::default())
+    }
+
+    /// [`Projections::open`] with `config`.
+    pub fn open_with(
+        ledger: Arc<Ledger>,
+        dir: impl AsRef<std::path::Path>,
+        projections_config: ProjectionsConfig,
+    ) -> Result<Projections> {
+        // sled's default page cache is 1 GiB; the projections keep their
+        // hot rows themselves (`resident_bytes`), so the store only needs
+        // to cache what a flush and a read-back touch.
         let config = sled::Config::new()
             .path(dir.as_ref())
             .cache_capacity(PROJECTION_STORE_CACHE)
@@ -880,6 +953,7 @@ impl Projections {
             .map_err(|e| ProjectionError::Store(format!("starting the projection store writer: {e}")))?;
         let inner = Arc::new(Inner {
             ledger,
+            config: projections_config,
             db,
             writer,
             slots: RwLock::new(Vec::new()),
@@ -917,11 +991,8 @@ impl Projections {
         let (generation, position) = match stored {
             Some(meta) if meta.version == version && meta.layout == STORE_LAYOUT => {
                 let tree = db.open_tree(tree_name(name, meta.generation)).map_err(store_err)?;
-                match restore(&mut projection, &tree) {
-                    Ok((applied, faults, pages)) => (
-                        meta.generation,
-                        Some((Arc::new(PagedTree::new(tree, pages)), applied, faults)),
-                    ),
+                match restore(&mut projection, tree) {
+                    Ok((tree, applied, faults)) => (meta.generation, Some((tree, applied, faults))),
                     Err(err) => {
                         tracing::warn!(projection = name, error = %err, "stored state does not restore; rebuilding from the log");
                         projection = fresh;
@@ -957,6 +1028,9 @@ impl Projections {
                 (Arc::new(PagedTree::new(tree, BTreeMap::new())), 0, 0)
             }
         };
+        // Again for a restored projection (the same tree), first for a
+        // fresh one.
+        attach(&mut projection, &tree);
         // Generations other than the current one are leftovers of an
         // interrupted replay or of an older version.
         let prefix = format!("p/{name}/");
@@ -982,6 +1056,7 @@ impl Projections {
             }),
             replaying: AtomicBool::new(false),
             writes: Arc::default(),
+            resident_bytes: self.inner.config.resident_bytes,
         });
         self.inner
             .slots
@@ -1059,9 +1134,13 @@ impl Drop for Projections {
     }
 }
 
-/// Restores a projection from its tree: returns (applied, faults, the
-/// page index).
-fn restore<P: Projection>(projection: &mut P, tree: &sled::Tree) -> Result<(u64, u64, PageIndex)> {
+/// Restores a projection from its tree (its tables attached to it first,
+/// so they keep none of the rows): returns the tree with its page index,
+/// applied and faults.
+fn restore<P: Projection>(projection: &mut P, tree: sled::Tree) -> Result<(Arc<PagedTree>, u64, u64)> {
+    let paged = Arc::new(PagedTree::new(tree, PageIndex::new()));
+    attach(projection, &paged);
+    let tree = paged.tree();
     let mut applied = 0;
     let mut faults = 0;
     let mut failed = None;
@@ -1090,10 +1169,11 @@ fn restore<P: Projection>(projection: &mut P, tree: &sled::Tree) -> Result<(u64,
         Ok(())
     })
     .map_err(page_err)?;
-    match failed {
-        Some(err) => Err(err),
-        None => Ok((applied, faults, pages)),
+    if let Some(err) = failed {
+        return Err(err);
     }
+    paged.set_pages(pages).map_err(page_err)?;
+    Ok((paged, applied, faults))
 }
 
 /// The engine thread: fold what is new, flush now and then, emit effects.
@@ -1260,7 +1340,7 @@ mod tests {
         }
 
         fn count(&self, stream: &str) -> u64 {
-            self.counts.get(stream).copied().unwrap_or(0)
+            self.counts.get(stream).map_or(0, |count| *count)
         }
     }
 
@@ -1553,13 +1633,13 @@ mod tests {
             "{} sled entries: the state must span pages",
             pages.len()
         );
-        let expected: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let expected: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.into_owned(), *v)).collect();
         engine.close().unwrap();
         drop((engine, counts, pages));
         let engine = Projections::open(Arc::clone(&ledger), dir.path().join("proj")).unwrap();
         let counts = engine.register(StreamCounts::new(1)).unwrap();
         assert_eq!(counts.status().unwrap().applied, ledger.len());
-        let restored: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let restored: Vec<(String, u64)> = counts.read().counts.iter().map(|(k, v)| (k.into_owned(), *v)).collect();
         assert_eq!(restored, expected);
         assert_eq!(counts.digest().unwrap(), digest);
     }

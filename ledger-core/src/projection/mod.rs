@@ -1,8 +1,10 @@
 //! Projections: deterministic folds of the log into the views people act on
 //! (task state, incidents, metrics rollups, the bundle index).
 //!
-//! A [`Projection`] owns its state in memory and folds records into it one
-//! at a time. The [`engine`] feeds it every committed record in seq order,
+//! A [`Projection`] owns its state and folds records into it one at a time.
+//! Its [`Table`]s, once the engine attaches them to the store, keep a
+//! bounded set of rows in memory and read the others back from the store
+//! (see [`table`]); a projection's state is therefore not bounded by RAM. The [`engine`] feeds it every committed record in seq order,
 //! persists the entries it changed to sled **in one batch with the seq they
 //! reflect** (so a crash never leaves state and position apart), serves it
 //! while it follows the log live, replays it from zero into a fresh instance
@@ -23,15 +25,17 @@
 
 pub mod builtin;
 pub mod engine;
+mod filter;
 mod pages;
 mod pipeline;
 pub mod table;
 
 pub use engine::{
-    ProjectionError, ProjectionHandle, ProjectionStatus, Projections, ReplayOutcome, ReplayProgress, StateDigest,
+    DEFAULT_RESIDENT_BYTES, ProjectionError, ProjectionHandle, ProjectionStatus, Projections, ProjectionsConfig,
+    ReplayOutcome, ReplayProgress, StateDigest,
 };
 
-pub use table::{Changes, Table};
+pub use table::{Cached, Changes, RowStore, Table};
 
 use crate::event::Event;
 use crate::record::Record;
@@ -62,8 +66,18 @@ pub trait Projection: Send + Sync + 'static {
     fn take_changes(&mut self, changes: &mut Changes) -> Result<(), Fault>;
 
     /// Restores one stored entry (on open, in key order), as written by
-    /// `take_changes`.
+    /// `take_changes`. The tables listed by [`Projection::cached`] are
+    /// attached to the store before, and keep none of their rows: they
+    /// read them back when asked.
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), Fault>;
+
+    /// The tables holding the projection's state, so that the engine can
+    /// back them with its store and bound what stays in memory (see
+    /// [`Table`]). A projection listing none keeps its whole state in
+    /// memory.
+    fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        Vec::new()
+    }
 }
 
 /// Why a record could not be folded (or an entry restored).

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// First byte of a page's sled key (engine keys start with `0xFF`).
 pub(crate) const PAGE_PREFIX: u8 = 0x00;
@@ -35,6 +35,9 @@ pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
 
 /// Lower bound of every page → its encoded length.
 pub(crate) type PageIndex = BTreeMap<Vec<u8>, usize>;
+
+/// A logical entry as read back: (key, value).
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
 /// A logical entry borrowed from a page or a change: (key, value).
 type EntryRef<'a> = (&'a [u8], &'a [u8]);
@@ -59,11 +62,20 @@ pub(crate) enum PageError {
 }
 
 /// One generation's tree with the index of its pages.
+///
+/// Besides the applier (one at a time, under `applying`), the projection's
+/// tables read rows they evicted back through [`PagedTree::get`] and
+/// [`PagedTree::scan`]. The index is write-locked only while a batch is
+/// applied and the index updated with it, so a reader sees the index and
+/// the pages of the same batch: a page split by a batch is never read
+/// half-moved.
 #[derive(Debug)]
 pub(crate) struct PagedTree {
     tree: sled::Tree,
-    /// Only the appliers use it, one at a time.
-    pages: Mutex<PageIndex>,
+    pages: RwLock<PageIndex>,
+    /// Held by the applier from reading the pages it rewrites to updating
+    /// the index.
+    applying: Mutex<()>,
 }
 
 impl PagedTree {
@@ -72,8 +84,70 @@ impl PagedTree {
     pub(crate) fn new(tree: sled::Tree, pages: PageIndex) -> PagedTree {
         PagedTree {
             tree,
-            pages: Mutex::new(pages),
+            pages: RwLock::new(pages),
+            applying: Mutex::new(()),
         }
+    }
+
+    /// Replaces the page index (once the pages of a restored tree are
+    /// listed).
+    pub(crate) fn set_pages(&self, pages: PageIndex) -> Result<(), PageError> {
+        *self.pages.write().map_err(|_| PageError::Poisoned)? = pages;
+        Ok(())
+    }
+
+    /// The stored value of logical entry `key`, as of the last applied
+    /// batch.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PageError> {
+        let pages = self.pages.read().map_err(|_| PageError::Poisoned)?;
+        let Some((bound, _)) = pages
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let Some(page) = self.tree.get(page_key(bound))? else {
+            return Ok(None);
+        };
+        find(&page, key).map_err(|reason| corrupt(bound, reason))
+    }
+
+    /// The stored logical entries whose key starts with `prefix` and is
+    /// at or after `from`, in key order, as of the last applied batch; at
+    /// most `limit` of them.
+    pub(crate) fn scan(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<Entry>, PageError> {
+        let from = from.max(prefix);
+        let pages = self.pages.read().map_err(|_| PageError::Poisoned)?;
+        let first = pages
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(from)))
+            .next_back()
+            .map(|(bound, _)| bound.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for bound in pages
+            .range::<[u8], _>((Bound::Included(&first[..]), Bound::Unbounded))
+            .map(|(b, _)| b)
+        {
+            if bound.as_slice() > prefix && !bound.starts_with(prefix) {
+                break;
+            }
+            let Some(page) = self.tree.get(page_key(bound))? else {
+                continue;
+            };
+            for (key, value) in decode(&page).map_err(|reason| corrupt(bound, reason))? {
+                if key < from {
+                    continue;
+                }
+                if !key.starts_with(prefix) {
+                    return Ok(out);
+                }
+                out.push((key.to_vec(), value.to_vec()));
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The sled tree (engine keys are read and written directly).
@@ -84,7 +158,10 @@ impl PagedTree {
     /// Applies `changes` (logical entries) and `engine` (engine keys,
     /// stored as they are) in one sled batch.
     pub(crate) fn apply(&self, mut changes: Vec<Change>, engine: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), PageError> {
-        let mut pages = self.pages.lock().map_err(|_| PageError::Poisoned)?;
+        let _applying = self.applying.lock().map_err(|_| PageError::Poisoned)?;
+        // Only this applier changes the index: a copy read now stays true
+        // until it is updated below.
+        let pages = self.pages.read().map_err(|_| PageError::Poisoned)?.clone();
         // Stable: of two changes to one key, the later wins below.
         changes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut batch = sled::Batch::default();
@@ -124,6 +201,7 @@ impl PagedTree {
         for (key, value) in engine {
             batch.insert(key, value);
         }
+        let mut pages = self.pages.write().map_err(|_| PageError::Poisoned)?;
         self.tree.apply_batch(batch)?;
         for (bound, len) in updates {
             match len {
@@ -206,19 +284,35 @@ fn entry_len(key: &[u8], value: &[u8]) -> usize {
     8 + key.len() + value.len()
 }
 
-fn decode(mut bytes: &[u8]) -> Result<Vec<EntryRef<'_>>, String> {
-    fn take<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
-        let (len, rest) = bytes
-            .split_first_chunk::<4>()
-            .ok_or_else(|| "truncated length".to_string())?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err(format!("length {len} runs past the page"));
+/// The value of `key` in an encoded page, without decoding the rest.
+fn find(mut bytes: &[u8], key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    while !bytes.is_empty() {
+        let stored = take(&mut bytes)?;
+        let value = take(&mut bytes)?;
+        match stored.cmp(key) {
+            std::cmp::Ordering::Less => {}
+            std::cmp::Ordering::Equal => return Ok(Some(value.to_vec())),
+            std::cmp::Ordering::Greater => return Ok(None),
         }
-        let (item, rest) = rest.split_at(len);
-        *bytes = rest;
-        Ok(item)
     }
+    Ok(None)
+}
+
+/// Takes one length-prefixed item off the front of `bytes`.
+fn take<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let (len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| "truncated length".to_string())?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(format!("length {len} runs past the page"));
+    }
+    let (item, rest) = rest.split_at(len);
+    *bytes = rest;
+    Ok(item)
+}
+
+fn decode(mut bytes: &[u8]) -> Result<Vec<EntryRef<'_>>, String> {
     let mut entries = Vec::new();
     while !bytes.is_empty() {
         let key = take(&mut bytes)?;
@@ -345,14 +439,14 @@ mod tests {
             assert_eq!(entries, model, "round {round}");
             assert_eq!(applied, Some((round as u64).to_be_bytes().to_vec()));
             // The index read back is the one kept while writing.
-            assert_eq!(pages, *tree.pages.lock().unwrap());
+            assert_eq!(pages, *tree.pages.read().unwrap());
             assert!(pages.values().all(|&len| len <= PAGE_BYTES + 8 + 8 + 700));
         }
-        assert!(tree.pages.lock().unwrap().len() > 10, "the pages were split");
+        assert!(tree.pages.read().unwrap().len() > 10, "the pages were split");
         // Delete everything: no page is left.
         let all: Vec<Change> = model.keys().map(|k| (k.clone(), None)).collect();
         tree.apply(all, Vec::new()).unwrap();
-        assert!(tree.pages.lock().unwrap().is_empty());
+        assert!(tree.pages.read().unwrap().is_empty());
         assert_eq!(
             tree.tree()
                 .iter()
@@ -360,6 +454,55 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    /// Rows read back one by one and by prefix are the applied ones,
+    /// across page boundaries.
+    #[test]
+    fn get_and_scan_read_back_the_applied_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = PagedTree::new(db.open_tree("t").unwrap(), BTreeMap::new());
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut rng = Xorshift(11);
+        for _ in 0..20 {
+            let mut changes = Vec::new();
+            for _ in 0..300 {
+                let table = if below(&mut rng, 2) == 0 { "a" } else { "b" };
+                let key = format!("{table}\0{:04}", below(&mut rng, 2000)).into_bytes();
+                let value = (below(&mut rng, 6) != 0).then(|| vec![b'v'; below(&mut rng, 300) as usize]);
+                match &value {
+                    Some(value) => model.insert(key.clone(), value.clone()),
+                    None => model.remove(&key),
+                };
+                changes.push((key, value));
+            }
+            tree.apply(changes, Vec::new()).unwrap();
+        }
+        assert!(tree.pages.read().unwrap().len() > 10, "the rows span pages");
+        for n in 0..2000 {
+            for table in ["a", "b"] {
+                let key = format!("{table}\0{n:04}").into_bytes();
+                assert_eq!(tree.get(&key).unwrap(), model.get(&key).cloned(), "{n}");
+            }
+        }
+        let under = |prefix: &[u8], from: &[u8]| -> Vec<Entry> {
+            model
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix) && k.as_slice() >= from)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        assert_eq!(tree.scan(b"b\0", b"", usize::MAX).unwrap(), under(b"b\0", b""));
+        assert_eq!(tree.scan(b"a\0", b"", usize::MAX).unwrap(), under(b"a\0", b""));
+        assert_eq!(
+            tree.scan(b"a\0", b"a\x001000", usize::MAX).unwrap(),
+            under(b"a\0", b"a\x001000")
+        );
+        assert_eq!(tree.scan(b"a\x001", b"", usize::MAX).unwrap(), under(b"a\x001", b""));
+        let first = tree.scan(b"b\0", b"", 3).unwrap();
+        assert_eq!(first, under(b"b\0", b"")[..3]);
+        assert!(tree.scan(b"c\0", b"", usize::MAX).unwrap().is_empty());
     }
 
     #[test]

@@ -6,13 +6,28 @@
 //! JSON. Struct fields serialise in declaration order and maps should be
 //! `BTreeMap`s, so the stored bytes (and the state digest over them) are a
 //! function of the state alone.
+//!
+//! A table the engine has attached to its projection's store ([`RowStore`])
+//! is a **bounded cache** over it: after a flush the engine evicts the
+//! least recently used rows that are stored (never a changed row, never one
+//! whose write is still on its way to the store), and a row not resident is
+//! read back from the store when asked for. What a table holds therefore
+//! does not grow with the log (closed tasks, sealed seq chunks and old
+//! metric windows are read once more at most), and what a fold or a query
+//! sees is the same whether a row is resident or not. A table without a
+//! store (a scratch fold, time travel, tests) keeps every row.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Fault;
+use super::filter::KeyFilter;
+use super::pages::PagedTree;
 
 /// Entries changed since the last flush: `None` deletes the key.
 #[derive(Debug, Default)]
@@ -42,28 +57,113 @@ impl Changes {
     }
 }
 
+/// A projection's stored state, as tables read evicted rows back from it.
+/// Only the engine makes one (see [`Cached::attach`]).
+#[derive(Clone, Debug)]
+pub struct RowStore {
+    tree: Arc<PagedTree>,
+}
+
+impl RowStore {
+    pub(crate) fn new(tree: Arc<PagedTree>) -> RowStore {
+        RowStore { tree }
+    }
+}
+
+/// What the engine needs of a table to bound a projection's memory: a
+/// projection lists its tables in [`Projection::cached`](super::Projection::cached).
+pub trait Cached {
+    /// Backs the table with `store`: the rows it evicts are read from
+    /// there. Called before the stored rows are restored.
+    fn attach(&mut self, store: &RowStore);
+
+    /// Approximate bytes of the resident rows (their stored size plus a
+    /// fixed overhead per row).
+    fn resident_bytes(&self) -> usize;
+
+    /// Evicts the least recently used stored rows until about `target`
+    /// bytes stay resident. Only called when every batch taken from the
+    /// table so far has been applied to the store.
+    fn evict_to(&mut self, target: usize);
+}
+
+/// Bytes counted per resident row beside its key and stored value: the
+/// map node, the row's bookkeeping and the value's own allocations.
+const ROW_OVERHEAD: usize = 96;
+
 /// A named table of rows keyed by string, tracking changed rows.
 ///
 /// A row carries its own changed flag, so marking a row changed costs no
 /// second lookup (folds touch a few rows per record, and a sorted set of
 /// changed keys beside the rows doubled every lookup); the keys changed
 /// since the last flush are listed once each, plus the removed ones.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Table<V> {
     name: &'static str,
     rows: BTreeMap<String, Row<V>>,
     /// Keys of rows marked changed and of removed rows since the last
     /// flush, unsorted; a key may repeat (removed, then inserted again).
     changed: Vec<String>,
+    /// Where evicted rows are read back from; `None`: every row is resident.
+    store: Option<RowStore>,
+    /// Whether every stored row is resident (nothing evicted or skipped at
+    /// restore): a row that is not resident then does not exist, and no
+    /// lookup goes to the store.
+    complete: bool,
+    /// Sum of the resident rows' `bytes`.
+    resident_bytes: usize,
+    /// The keys that may be stored (kept with a store only): a key it has
+    /// never seen is not looked up.
+    stored_keys: KeyFilter,
+    /// Bumped by every eviction; rows remember the epoch they were last
+    /// used in, the least recently used go first.
+    epoch: u32,
+    /// The first store read that failed, reported by the next
+    /// `take_changes`: a fold that could not read a row must not have its
+    /// state persisted as if it had.
+    failed: Mutex<Option<String>>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Row<V> {
-    value: V,
+    /// `None`: removed, kept (with a store only) until the deletion is
+    /// stored so the stored row is not read back.
+    value: Option<V>,
     changed: bool,
+    /// What the row counts in `resident_bytes`.
+    bytes: usize,
+    /// The epoch the row was last used in.
+    touched: AtomicU32,
 }
 
-impl<V: Serialize + DeserializeOwned> Table<V> {
+impl<V: Clone> Clone for Row<V> {
+    fn clone(&self) -> Self {
+        Row {
+            value: self.value.clone(),
+            changed: self.changed,
+            bytes: self.bytes,
+            touched: AtomicU32::new(self.touched.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl<V: Clone> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        Table {
+            name: self.name,
+            rows: self.rows.clone(),
+            changed: self.changed.clone(),
+            store: self.store.clone(),
+            complete: self.complete,
+            resident_bytes: self.resident_bytes,
+            stored_keys: self.stored_keys.clone(),
+            epoch: self.epoch,
+            failed: Mutex::new(self.failed.lock().ok().and_then(|f| f.clone())),
+        }
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// An empty table. `name` must not contain a NUL byte and must be unique
     /// within its projection.
     pub fn new(name: &'static str) -> Table<V> {
@@ -71,6 +171,12 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             name,
             rows: BTreeMap::new(),
             changed: Vec::new(),
+            store: None,
+            complete: true,
+            resident_bytes: 0,
+            stored_keys: KeyFilter::default(),
+            epoch: 0,
+            failed: Mutex::new(None),
         }
     }
 
@@ -79,19 +185,36 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         self.name
     }
 
-    /// The row under `key`.
-    pub fn get(&self, key: &str) -> Option<&V> {
-        self.rows.get(key).map(|row| &row.value)
+    /// The row under `key`: borrowed when resident, else read from the
+    /// store (and not kept: a read through `&self` does not change the
+    /// cache).
+    pub fn get(&self, key: &str) -> Option<Cow<'_, V>> {
+        match self.rows.get(key) {
+            Some(row) => {
+                row.touched.store(self.epoch, Ordering::Relaxed);
+                row.value.as_ref().map(Cow::Borrowed)
+            }
+            None => self.fetch(key).map(|(value, _)| Cow::Owned(value)),
+        }
     }
 
     /// The row under `key`, for changing it (marks it changed).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        // A complete table finds its rows in one search; one whose rows
+        // may be in the store checks first (the borrow checker does not
+        // let the miss fall through to a read and an insert).
+        if !self.complete && !self.rows.contains_key(key) {
+            let (value, len) = self.fetch(key)?;
+            self.resident(key.to_string(), value, len);
+        }
         let row = self.rows.get_mut(key)?;
+        let value = row.value.as_mut()?;
+        *row.touched.get_mut() = self.epoch;
         if !row.changed {
             row.changed = true;
             self.changed.push(key.to_string());
         }
-        Some(&mut row.value)
+        Some(value)
     }
 
     /// The row under `key`, inserting `make()` first if absent (marks it
@@ -99,14 +222,18 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
         // The key is copied only for a new row (`entry` would take an
         // owned key on every call).
-        if !self.rows.contains_key(key) {
-            self.rows.insert(
-                key.to_string(),
-                Row {
-                    value: make(),
-                    changed: false,
-                },
-            );
+        let present = match self.rows.get(key) {
+            Some(row) => row.value.is_some(),
+            None => match self.fetch(key) {
+                Some((value, len)) => {
+                    self.resident(key.to_string(), value, len);
+                    true
+                }
+                None => false,
+            },
+        };
+        if !present {
+            self.insert(key, make());
         }
         match self.get_mut(key) {
             Some(row) => row,
@@ -114,63 +241,159 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         }
     }
 
-    /// Inserts or replaces the row under `key`.
-    pub fn insert(&mut self, key: impl Into<String>, value: V) -> Option<V> {
+    /// Inserts or replaces the row under `key` (without reading the row it
+    /// replaces).
+    pub fn insert(&mut self, key: impl Into<String>, value: V) {
         let key = key.into();
         if let Some(row) = self.rows.get_mut(&key) {
+            row.touched.store(self.epoch, Ordering::Relaxed);
             if !row.changed {
                 row.changed = true;
                 self.changed.push(key);
             }
-            return Some(std::mem::replace(&mut row.value, value));
+            row.value = Some(value);
+            return;
         }
         self.changed.push(key.clone());
-        self.rows.insert(key, Row { value, changed: true });
-        None
+        let bytes = key.len() + ROW_OVERHEAD;
+        self.resident_bytes += bytes;
+        self.rows.insert(
+            key,
+            Row {
+                value: Some(value),
+                changed: true,
+                bytes,
+                touched: AtomicU32::new(self.epoch),
+            },
+        );
     }
 
-    /// Removes the row under `key`.
+    /// Removes the row under `key`, returning it.
     pub fn remove(&mut self, key: &str) -> Option<V> {
-        let removed = self.rows.remove(key)?;
-        if !removed.changed {
-            self.changed.push(key.to_string());
+        if !self.rows.contains_key(key) {
+            let (value, len) = self.fetch(key)?;
+            self.resident(key.to_string(), value, len);
         }
-        Some(removed.value)
+        let removed = if self.store.is_some() {
+            // Kept as a tombstone: the stored row must not be read back
+            // before its deletion is stored.
+            let row = self.rows.get_mut(key)?;
+            let value = row.value.take()?;
+            if !row.changed {
+                row.changed = true;
+                self.changed.push(key.to_string());
+            }
+            value
+        } else {
+            let row = self.rows.remove(key)?;
+            self.resident_bytes -= row.bytes;
+            if !row.changed {
+                self.changed.push(key.to_string());
+            }
+            row.value?
+        };
+        Some(removed)
+    }
+
+    /// Deletes the row under `key` if there is one, without reading it.
+    pub fn delete(&mut self, key: &str) {
+        if self.store.is_none() || self.complete || self.rows.contains_key(key) {
+            self.remove(key);
+            return;
+        }
+        // Stored or not, a deletion of it is what gets written.
+        let bytes = key.len() + ROW_OVERHEAD;
+        self.resident_bytes += bytes;
+        self.changed.push(key.to_string());
+        self.rows.insert(
+            key.to_string(),
+            Row {
+                value: None,
+                changed: true,
+                bytes,
+                touched: AtomicU32::new(self.epoch),
+            },
+        );
     }
 
     /// Whether a row exists under `key`.
     pub fn contains(&self, key: &str) -> bool {
-        self.rows.contains_key(key)
+        match self.rows.get(key) {
+            Some(row) => row.value.is_some(),
+            None => self.fetch_bytes(key).is_some(),
+        }
     }
 
     /// Rows in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
-        self.rows.iter().map(|(key, row)| (key, &row.value))
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, V>)> {
+        self.with_prefix("")
     }
 
     /// Rows whose key starts with `prefix`, in key order.
-    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
-        self.rows
+    pub fn with_prefix<'a>(&'a self, prefix: &str) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, V>)> + 'a {
+        let owned_prefix = prefix.to_string();
+        let resident = self
+            .rows
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(prefix))
-            .map(|(key, row)| (key, &row.value))
+            .take_while(move |(k, _)| k.starts_with(owned_prefix.as_str()))
+            .map(|(key, row)| (key.as_str(), row));
+        let stored = if self.complete { Vec::new() } else { self.scan(prefix) };
+        Merged {
+            table: self,
+            resident: resident.peekable(),
+            stored: stored.into_iter().peekable(),
+        }
+    }
+
+    /// The first row's key, if any.
+    pub fn first_key(&self) -> Option<String> {
+        self.next_key(None)
+    }
+
+    /// The first row's key after `after` (from the start when `None`).
+    pub fn next_key(&self, after: Option<&str>) -> Option<String> {
+        let lower = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        let resident = self
+            .rows
+            .range::<str, _>((lower, std::ops::Bound::Unbounded))
+            .find(|(_, row)| row.value.is_some())
+            .map(|(key, _)| key.clone());
+        if self.complete {
+            return resident;
+        }
+        let stored = self.next_stored(after.unwrap_or(""), resident.as_deref());
+        match (resident, stored) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        if self.complete {
+            self.rows.values().filter(|row| row.value.is_some()).count()
+        } else {
+            self.iter().count()
+        }
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.first_key().is_none()
     }
 
     /// Moves the changed rows into `changes`.
     ///
-    /// On a fault (a row that does not serialise) every listed row stays
-    /// listed, so a later call writes them.
+    /// On a fault (a row that does not serialise, or a row that could not
+    /// be read from the store) every listed row stays listed, so a later
+    /// call writes them.
     pub fn take_changes(&mut self, changes: &mut Changes) -> Result<(), Fault> {
+        if let Some(failed) = self.failed.lock().ok().and_then(|mut f| f.take()) {
+            return Err(Fault::new(failed));
+        }
         let mut keys = std::mem::take(&mut self.changed);
         keys.sort_unstable();
         keys.dedup();
@@ -181,8 +404,13 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             let stored = self.stored_key(key);
             match self.rows.get_mut(key.as_str()) {
                 Some(row) => {
+                    let Some(value) = &row.value else {
+                        row.changed = false;
+                        changes.delete(stored);
+                        continue;
+                    };
                     buffer.clear();
-                    let value = match serde_json::to_writer(&mut buffer, &row.value) {
+                    let value = match serde_json::to_writer(&mut buffer, value) {
                         Ok(()) => buffer.as_slice().to_vec(),
                         Err(e) => {
                             self.changed.extend(keys.iter().cloned());
@@ -193,6 +421,12 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
                         }
                     };
                     row.changed = false;
+                    if self.store.is_some() {
+                        self.stored_keys.insert(key.as_bytes());
+                    }
+                    let bytes = key.len() + value.len() + ROW_OVERHEAD;
+                    self.resident_bytes = self.resident_bytes - row.bytes + bytes;
+                    row.bytes = bytes;
                     changes.put(stored, value);
                 }
                 None => changes.delete(stored),
@@ -202,7 +436,8 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// Restores a stored entry if it belongs to this table: `Ok(true)` when
-    /// it did.
+    /// it did. A table backed by a store keeps nothing: the row is read
+    /// from the store when first asked for.
     pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<bool, Fault> {
         let Some(row_key) = key
             .strip_prefix(self.name.as_bytes())
@@ -210,22 +445,129 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         else {
             return Ok(false);
         };
+        if self.store.is_some() {
+            self.complete = false;
+            self.stored_keys.insert(row_key);
+            return Ok(true);
+        }
         let row_key = std::str::from_utf8(row_key)
             .map_err(|_| Fault::new(format!("table {}: stored key is not UTF-8", self.name)))?;
-        let row = serde_json::from_slice(value).map_err(|e| {
+        let row = self.parse(row_key, value)?;
+        self.resident(row_key.to_string(), row, value.len());
+        Ok(true)
+    }
+
+    /// Makes a row read from the store resident (clean).
+    fn resident(&mut self, key: String, value: V, stored_len: usize) {
+        let bytes = key.len() + stored_len + ROW_OVERHEAD;
+        self.resident_bytes += bytes;
+        let old = self.rows.insert(
+            key,
+            Row {
+                value: Some(value),
+                changed: false,
+                bytes,
+                touched: AtomicU32::new(self.epoch),
+            },
+        );
+        if let Some(old) = old {
+            self.resident_bytes -= old.bytes;
+        }
+    }
+
+    fn parse(&self, row_key: &str, value: &[u8]) -> Result<V, Fault> {
+        serde_json::from_slice(value).map_err(|e| {
             Fault::new(format!(
                 "table {}: stored row {row_key:?} does not parse: {e}",
                 self.name
             ))
-        })?;
-        self.rows.insert(
-            row_key.to_string(),
-            Row {
-                value: row,
-                changed: false,
-            },
-        );
-        Ok(true)
+        })
+    }
+
+    /// A row that is not resident, from the store (when it may hold it).
+    fn fetch(&self, key: &str) -> Option<(V, usize)> {
+        let bytes = self.fetch_bytes(key)?;
+        match self.parse(key, &bytes) {
+            Ok(value) => Some((value, bytes.len())),
+            Err(fault) => {
+                self.fail(fault.0);
+                None
+            }
+        }
+    }
+
+    fn fetch_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        if self.complete || !self.stored_keys.may_contain(key.as_bytes()) {
+            return None;
+        }
+        let store = self.store.as_ref()?;
+        match store.tree.get(&self.stored_key(key)) {
+            Ok(found) => found,
+            Err(err) => {
+                self.fail(format!("table {}: reading row {key:?}: {err}", self.name));
+                None
+            }
+        }
+    }
+
+    /// The stored rows under `prefix`, as (row key, stored bytes).
+    fn scan(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        self.scan_from(prefix, prefix, usize::MAX)
+    }
+
+    /// At most `limit` stored rows under `prefix` from key `from` on.
+    fn scan_from(&self, prefix: &str, from: &str, limit: usize) -> Vec<(String, Vec<u8>)> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        let head = self.name.len() + 1;
+        match store.tree.scan(&self.stored_key(prefix), &self.stored_key(from), limit) {
+            Ok(found) => found
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    let key = String::from_utf8(key.get(head..)?.to_vec()).ok()?;
+                    Some((key, value))
+                })
+                .collect(),
+            Err(err) => {
+                self.fail(format!("table {}: reading rows under {prefix:?}: {err}", self.name));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The first stored row after `after` that is not removed since,
+    /// looking no further than `until` (a resident row, which wins then).
+    fn next_stored(&self, after: &str, until: Option<&str>) -> Option<String> {
+        let mut from = after.to_string();
+        let mut limit = 16;
+        loop {
+            let found = self.scan_from("", &from, limit);
+            let short = found.len() < limit;
+            for (key, _) in found {
+                if key.as_str() <= after {
+                    continue;
+                }
+                if until.is_some_and(|until| key.as_str() > until) {
+                    return None;
+                }
+                if self.rows.get(&key).is_none_or(|row| row.value.is_some()) {
+                    return Some(key);
+                }
+                from = key;
+            }
+            if short {
+                return None;
+            }
+            limit = (limit * 4).min(4096);
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        tracing::error!(table = self.name, %reason, "projection store read failed");
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.get_or_insert(reason);
+        }
     }
 
     fn stored_key(&self, key: &str) -> Vec<u8> {
@@ -234,6 +576,119 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         stored.push(0);
         stored.extend_from_slice(key.as_bytes());
         stored
+    }
+}
+
+impl<V: Serialize + DeserializeOwned + Clone> Cached for Table<V> {
+    fn attach(&mut self, store: &RowStore) {
+        self.store = Some(store.clone());
+    }
+
+    fn resident_bytes(&self) -> usize {
+        self.resident_bytes + self.stored_keys.bytes()
+    }
+
+    fn evict_to(&mut self, target: usize) {
+        // The key filter stays: the rows make up the rest.
+        let target = target.saturating_sub(self.stored_keys.bytes());
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.store.is_none() {
+            return;
+        }
+        // Bytes of the evictable rows by age (evictions since last used),
+        // so that one more pass evicts the oldest without sorting them.
+        let epoch = self.epoch;
+        let age = |row: &Row<V>| (epoch.wrapping_sub(row.touched.load(Ordering::Relaxed)) as usize).min(AGES - 1);
+        let mut excess = self.resident_bytes.saturating_sub(target);
+        let mut by_age = [0usize; AGES];
+        if excess > 0 {
+            for row in self.rows.values().filter(|row| !row.changed && row.value.is_some()) {
+                by_age[age(row)] += row.bytes;
+            }
+        }
+        // Rows of ages above `oldest_kept` go; of that age, until `excess`
+        // is freed.
+        let mut oldest_kept = AGES;
+        let mut freed_above = 0;
+        while excess > freed_above && oldest_kept > 0 {
+            oldest_kept -= 1;
+            freed_above += by_age[oldest_kept];
+        }
+        excess = excess.saturating_sub(freed_above - by_age.get(oldest_kept).copied().unwrap_or(0));
+        let mut complete = self.complete;
+        let resident_bytes = &mut self.resident_bytes;
+        self.rows.retain(|_, row| {
+            if row.changed {
+                return true;
+            }
+            // A stored deletion needs no tombstone any more.
+            let evict = match &row.value {
+                None => true,
+                Some(_) => {
+                    let row_age = age(row);
+                    if row_age > oldest_kept || (row_age == oldest_kept && oldest_kept < AGES && excess > 0) {
+                        if row_age == oldest_kept {
+                            excess = excess.saturating_sub(row.bytes);
+                        }
+                        complete = false;
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            if evict {
+                *resident_bytes -= row.bytes;
+            }
+            !evict
+        });
+        self.complete = complete;
+    }
+}
+
+/// Ages [`Cached::evict_to`] tells apart; older rows count as this old.
+const AGES: usize = 64;
+
+/// Resident rows merged with stored ones in key order; a resident row
+/// (or tombstone) wins over the stored one.
+struct Merged<'a, V, R: Iterator<Item = (&'a str, &'a Row<V>)>> {
+    table: &'a Table<V>,
+    resident: std::iter::Peekable<R>,
+    stored: std::iter::Peekable<std::vec::IntoIter<(String, Vec<u8>)>>,
+}
+
+impl<'a, V, R> Iterator for Merged<'a, V, R>
+where
+    V: Serialize + DeserializeOwned + Clone,
+    R: Iterator<Item = (&'a str, &'a Row<V>)>,
+{
+    type Item = (Cow<'a, str>, Cow<'a, V>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let order = match (self.resident.peek(), self.stored.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((resident, _)), Some((stored, _))) => (*resident).cmp(stored.as_str()),
+            };
+            if order == std::cmp::Ordering::Equal {
+                // The resident row (or tombstone) is the newer.
+                self.stored.next();
+            }
+            if order != std::cmp::Ordering::Greater {
+                let (key, row) = self.resident.next()?;
+                if let Some(value) = &row.value {
+                    return Some((Cow::Borrowed(key), Cow::Borrowed(value)));
+                }
+                continue;
+            }
+            let (key, bytes) = self.stored.next()?;
+            match self.table.parse(&key, &bytes) {
+                Ok(value) => return Some((Cow::Owned(key), Cow::Owned(value))),
+                Err(fault) => self.table.fail(fault.0),
+            }
+        }
     }
 }
 
@@ -259,8 +714,8 @@ mod tests {
             assert!(restored.restore(key, value).unwrap());
         }
         assert_eq!(
-            restored.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(),
-            [("a", 1), ("b", 2), ("c", 3)]
+            restored.iter().map(|(k, v)| (k.into_owned(), *v)).collect::<Vec<_>>(),
+            [("a".to_string(), 1), ("b".to_string(), 2), ("c".to_string(), 3)]
         );
 
         // Nothing changed since: nothing to write. A removal is a deletion.
@@ -294,7 +749,7 @@ mod tests {
             ]
         );
         // Reading does not mark a row changed; changing it again does.
-        assert_eq!(table.get("a"), Some(&3));
+        assert_eq!(table.get("a").as_deref(), Some(&3));
         let mut changes = Changes::default();
         table.take_changes(&mut changes).unwrap();
         assert!(changes.is_empty());
@@ -324,8 +779,64 @@ mod tests {
         for key in ["ws1/a", "ws1/b", "ws10/a", "ws2/a"] {
             table.insert(key, 0);
         }
-        let keys: Vec<_> = table.with_prefix("ws1/").map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<_> = table.with_prefix("ws1/").map(|(k, _)| k.into_owned()).collect();
         assert_eq!(keys, ["ws1/a", "ws1/b"]);
+    }
+
+    /// A table attached to a store, flushed and evicted down to nothing,
+    /// still answers every read, change and scan as one that keeps all.
+    #[test]
+    fn evicted_rows_are_read_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = Arc::new(PagedTree::new(db.open_tree("t").unwrap(), BTreeMap::new()));
+        let mut cached: Table<u64> = Table::new("t");
+        cached.attach(&RowStore::new(Arc::clone(&tree)));
+        let mut plain: Table<u64> = Table::new("t");
+        let flush = |table: &mut Table<u64>| {
+            let mut changes = Changes::default();
+            table.take_changes(&mut changes).unwrap();
+            tree.apply(changes.entries, Vec::new()).unwrap();
+            table.evict_to(0);
+        };
+        for round in 0..5u64 {
+            for i in 0..200u64 {
+                let key = format!("k{:03}", (i * 7 + round * 13) % 300);
+                for table in [&mut cached, &mut plain] {
+                    match i % 5 {
+                        0 => {
+                            table.remove(&key);
+                        }
+                        1 => table.delete(&key),
+                        2 => table.insert(key.clone(), i),
+                        _ => *table.get_or_insert_with(&key, || 0) += round,
+                    }
+                }
+            }
+            flush(&mut cached);
+            assert!(cached.rows.is_empty(), "every clean row was evicted");
+            assert!(!cached.complete);
+            let all = |t: &Table<u64>| t.iter().map(|(k, v)| (k.into_owned(), *v)).collect::<Vec<_>>();
+            assert_eq!(all(&cached), all(&plain), "round {round}");
+            let under = |t: &Table<u64>| {
+                t.with_prefix("k1")
+                    .map(|(k, v)| (k.into_owned(), *v))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(under(&cached), under(&plain));
+            assert_eq!(cached.first_key(), plain.first_key());
+            for n in 0..300 {
+                let key = format!("k{n:03}");
+                assert_eq!(cached.get(&key).as_deref(), plain.get(&key).as_deref(), "{key}");
+                assert_eq!(cached.contains(&key), plain.contains(&key));
+                assert_eq!(cached.next_key(Some(&key)), plain.next_key(Some(&key)), "after {key}");
+            }
+        }
+        // Changes made to read-back rows are written like any other.
+        let mut changes = Changes::default();
+        *cached.get_mut("k000").unwrap_or(&mut 0) += 1;
+        cached.take_changes(&mut changes).unwrap();
+        assert!(changes.len() <= 1);
     }
 
     #[test]

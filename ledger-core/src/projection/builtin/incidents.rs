@@ -21,13 +21,15 @@ mod payload;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 pub use self::incident::{
     Flag, FlagKind, Incident, IncidentState, Milestone, Note, Severity, SeverityChange, TimelineEntry,
 };
 use self::payload::{IncidentEvent, Parsed};
-use super::super::table::{Changes, Table};
+use super::super::table::{Cached, Changes, Table};
 use super::super::{Effects, Fault, Projection};
 use crate::record::Record;
 
@@ -119,12 +121,12 @@ impl Incidents {
     }
 
     /// The incident `id`, if it was opened.
-    pub fn incident(&self, id: &str) -> Option<&Incident> {
+    pub fn incident(&self, id: &str) -> Option<Cow<'_, Incident>> {
         self.incidents.get(id)
     }
 
     /// The incidents matching `filter`, by id.
-    pub fn incidents(&self, filter: &IncidentFilter) -> Vec<&Incident> {
+    pub fn incidents(&self, filter: &IncidentFilter) -> Vec<Cow<'_, Incident>> {
         self.incidents
             .iter()
             .map(|(_, incident)| incident)
@@ -133,30 +135,26 @@ impl Incidents {
     }
 
     /// Records for ids never opened, by id.
-    pub fn orphans(&self) -> Vec<&Orphan> {
+    pub fn orphans(&self) -> Vec<Cow<'_, Orphan>> {
         self.orphans.iter().map(|(_, orphan)| orphan).collect()
     }
 
     /// Every flag of every incident and orphan, in log order.
     pub fn flags(&self) -> Vec<IncidentFlag> {
-        let on_incidents = self
-            .incidents
-            .iter()
-            .flat_map(|(id, incident)| incident.flags.iter().map(move |flag| (id, true, flag)));
-        let on_orphans = self
-            .orphans
-            .iter()
-            .flat_map(|(id, orphan)| orphan.flags.iter().map(move |flag| (id, false, flag)));
-        let mut flags: Vec<IncidentFlag> = on_incidents
-            .chain(on_orphans)
-            .map(|(id, opened, flag)| IncidentFlag {
-                incident_id: id.clone(),
-                opened,
-                seq: flag.seq,
-                kind: flag.kind,
-                message: flag.message.clone(),
-            })
-            .collect();
+        let flag_of = |id: &str, opened: bool, flag: &Flag| IncidentFlag {
+            incident_id: id.to_string(),
+            opened,
+            seq: flag.seq,
+            kind: flag.kind,
+            message: flag.message.clone(),
+        };
+        let mut flags: Vec<IncidentFlag> = Vec::new();
+        for (id, incident) in self.incidents.iter() {
+            flags.extend(incident.flags.iter().map(|flag| flag_of(&id, true, flag)));
+        }
+        for (id, orphan) in self.orphans.iter() {
+            flags.extend(orphan.flags.iter().map(|flag| flag_of(&id, false, flag)));
+        }
         flags.sort_by(|a, b| (a.seq, &a.incident_id, a.kind).cmp(&(b.seq, &b.incident_id, b.kind)));
         flags
     }
@@ -332,6 +330,10 @@ impl Projection for Incidents {
     fn take_changes(&mut self, changes: &mut Changes) -> Result<(), Fault> {
         self.incidents.take_changes(changes)?;
         self.orphans.take_changes(changes)
+    }
+
+    fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        vec![&mut self.incidents, &mut self.orphans]
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), Fault> {

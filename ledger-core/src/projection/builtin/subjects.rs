@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use self::lists::{Kind, SeqLists};
 use self::time::{Mark, TimeIndex};
-use super::super::table::{Changes, Table};
+use super::super::table::{Cached, Changes, Table};
 use super::super::{Effects, Fault, Projection};
 use crate::record::Record;
 
@@ -159,8 +159,11 @@ impl Subjects {
     }
 
     /// The workstream a task was last said to belong to.
-    pub fn workstream_of_task(&self, task_id: &str) -> Option<&str> {
-        self.task_workstreams.get(task_id).map(String::as_str)
+    pub fn workstream_of_task(&self, task_id: &str) -> Option<Cow<'_, str>> {
+        self.task_workstreams.get(task_id).map(|workstream| match workstream {
+            Cow::Borrowed(workstream) => Cow::Borrowed(workstream.as_str()),
+            Cow::Owned(workstream) => Cow::Owned(workstream),
+        })
     }
 
     /// The seqs of the records recorded in `from_ns..to_ns` (Unix
@@ -229,14 +232,14 @@ impl Subjects {
                 .or(non_empty(ids.workplan));
             match (task, workstream) {
                 (Some(task), Some(workstream)) => {
-                    if self.task_workstreams.get(&task).map(String::as_str) != Some(&*workstream) {
+                    if self.task_workstreams.get(&task).as_deref().map(String::as_str) != Some(&*workstream) {
                         self.task_workstreams.insert(task.into_owned(), workstream.to_string());
                     }
                     self.lists.push(Kind::Workstream, &workstream, seq);
                 }
                 (Some(task), None) => {
                     if let Some(workstream) = self.task_workstreams.get(&task) {
-                        self.lists.push(Kind::Workstream, workstream, seq);
+                        self.lists.push(Kind::Workstream, &workstream, seq);
                     }
                 }
                 (None, Some(workstream)) => self.lists.push(Kind::Workstream, &workstream, seq),
@@ -320,11 +323,19 @@ impl Projection for Subjects {
         self.meta_row.take_changes(changes)
     }
 
+    fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        let mut tables = self.lists.cached();
+        tables.push(&mut self.task_workstreams);
+        tables.push(&mut self.time_chunks);
+        tables.push(&mut self.meta_row);
+        tables
+    }
+
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), Fault> {
         if self.meta_row.restore(key, value)? {
-            if let Some(meta) = self.meta_row.get(META_KEY) {
-                self.meta = meta.clone();
-            }
+            // Parsed here: the table, backed by the store, keeps no row.
+            self.meta = serde_json::from_slice(value)
+                .map_err(|e| Fault::new(format!("{NAME}: stored meta row does not parse: {e}")))?;
             return Ok(());
         }
         if self.lists.restore(key, value)?

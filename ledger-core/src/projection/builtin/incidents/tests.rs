@@ -293,7 +293,7 @@ fn skipping_ahead_is_applied_and_flagged() {
     );
     assert_eq!(resolved.time_to_acknowledge_ns, None);
     assert_eq!(resolved.time_to_resolve_ns, Some(30 * 60 * 1_000_000_000));
-    assert_eq!(flag_kinds(resolved), [(1, FlagKind::SkippedStates)]);
+    assert_eq!(flag_kinds(&resolved), [(1, FlagKind::SkippedStates)]);
     assert_eq!(
         resolved.flags[0].message,
         "incident.resolved while open: skipped acknowledged, mitigated"
@@ -303,7 +303,7 @@ fn skipping_ahead_is_applied_and_flagged() {
     let closed = incidents.incident("INC-2026-0051").unwrap();
     assert_eq!(closed.state, IncidentState::Closed);
     assert_eq!((closed.resolved.as_ref(), closed.time_to_resolve_ns), (None, None));
-    assert_eq!(flag_kinds(closed), [(4, FlagKind::SkippedStates)]);
+    assert_eq!(flag_kinds(&closed), [(4, FlagKind::SkippedStates)]);
     assert_eq!(
         closed.flags[0].message,
         "incident.closed while acknowledged: skipped mitigated, resolved"
@@ -330,7 +330,7 @@ fn going_backwards_or_repeating_is_flagged_and_not_applied() {
     );
     assert_eq!(incident.time_to_acknowledge_ns, Some(60_000_000_000));
     assert_eq!(
-        flag_kinds(incident),
+        flag_kinds(&incident),
         [(2, FlagKind::Repeated), (5, FlagKind::Backwards)]
     );
     assert_eq!(
@@ -352,7 +352,7 @@ fn a_state_change_dated_before_the_previous_one_is_flagged_and_applied() {
     let incident = incidents.incident("INC-2026-0070").unwrap();
 
     assert_eq!(incident.state, IncidentState::Mitigated);
-    assert_eq!(flag_kinds(incident), [(2, FlagKind::TimeBeforePrevious)]);
+    assert_eq!(flag_kinds(&incident), [(2, FlagKind::TimeBeforePrevious)]);
     assert_eq!(
         incident.flags[0].message,
         "incident.mitigated occurred 90000 ms before the previous state change (acknowledged at seq 1); applied"
@@ -372,7 +372,7 @@ fn a_second_open_is_flagged_and_ignored() {
         (Severity::Sev3, "registry")
     );
     assert_eq!(incident.opened.seq, 0);
-    assert_eq!(flag_kinds(incident), [(1, FlagKind::DuplicateOpen)]);
+    assert_eq!(flag_kinds(&incident), [(1, FlagKind::DuplicateOpen)]);
     assert_eq!(incident.timeline.len(), 2);
 }
 
@@ -411,7 +411,7 @@ fn events_for_an_unopened_incident_are_orphans_until_it_opens() {
     assert_eq!(incident.state, IncidentState::Open);
     assert_eq!(incident.timeline.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!(
-        flag_kinds(incident),
+        flag_kinds(&incident),
         [(0, FlagKind::UnknownIncident), (1, FlagKind::UnknownIncident)]
     );
     assert!(incidents.flags().iter().all(|flag| flag.opened));

@@ -29,6 +29,8 @@ pub mod sketch;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigError, DEFAULT_MINUTE_RETENTION_NS, MetricsConfig};
@@ -38,7 +40,7 @@ pub use rules::{ALERT_FIRED, ALERT_RESOLVED, ALERT_STREAM_PREFIX, AlertRule, Ale
 pub use series::{KindConflict, MatchOp, Matcher, Series};
 pub use sketch::Sketch;
 
-use crate::projection::{Changes, Effects, Fault, Projection, Table};
+use crate::projection::{Cached, Changes, Effects, Fault, Projection, Table};
 use crate::record::Record;
 use observation::Observation;
 use rollup::{RollupRow, SummaryBuilder};
@@ -61,6 +63,15 @@ pub struct Metrics {
     meta: Table<Meta>,
     /// Reused for window keys (not state).
     window_key: String,
+    /// Window start of the first minute row, `Some(None)` when there is
+    /// none, `None` when not known (not state): retention looks for rows
+    /// to drop only once the cutoff passes it, not on every observation.
+    oldest_minute: Option<Option<i64>>,
+    /// The last minute row retention dropped (not state): every row up to
+    /// it is gone for good (a new row is never already expired, so sorts
+    /// after it), and the next search starts after it instead of walking
+    /// over the deletions not yet stored.
+    dropped_until: Option<String>,
 }
 
 /// Totals over everything folded.
@@ -101,6 +112,8 @@ impl Metrics {
             alerts: Table::new("alert"),
             meta: Table::new("meta"),
             window_key: String::new(),
+            oldest_minute: None,
+            dropped_until: None,
         }
     }
 
@@ -111,7 +124,7 @@ impl Metrics {
 
     /// Totals and the newest observation time.
     pub fn meta(&self) -> Meta {
-        self.meta.get(META_KEY).cloned().unwrap_or_default()
+        self.meta.get(META_KEY).map(Cow::into_owned).unwrap_or_default()
     }
 
     /// Every series, or those named `name`, in key order (name, then
@@ -120,9 +133,9 @@ impl Metrics {
         match name {
             Some(name) => {
                 let prefix = series::name_prefix(name);
-                self.series.with_prefix(&prefix).map(|(_, s)| s.clone()).collect()
+                self.series.with_prefix(&prefix).map(|(_, s)| s.into_owned()).collect()
             }
-            None => self.series.iter().map(|(_, s)| s.clone()).collect(),
+            None => self.series.iter().map(|(_, s)| s.into_owned()).collect(),
         }
     }
 
@@ -132,7 +145,7 @@ impl Metrics {
         self.series
             .iter()
             .filter(|(_, s)| s.kind_conflicts > 0)
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s.into_owned())
             .collect()
     }
 
@@ -185,7 +198,7 @@ impl Metrics {
             .iter()
             .map(|(_, state)| state)
             .filter(|state| rule.is_none_or(|rule| state.rule == rule))
-            .cloned()
+            .map(Cow::into_owned)
             .collect()
     }
 
@@ -195,7 +208,7 @@ impl Metrics {
             .iter()
             .map(|(_, state)| state)
             .filter(|state| state.firing)
-            .cloned()
+            .map(Cow::into_owned)
             .collect()
     }
 
@@ -241,8 +254,8 @@ impl Metrics {
             let mut start = first.max(granularity.window_start(series.first_time_ns));
             let end = last.min(granularity.window_start(series.last_time_ns));
             while start <= end {
-                if let Some(row) = table.get(&series::window_key(start, key)) {
-                    visit(series_idx, series, start, row);
+                if let Some(row) = table.get(&series::window_key(start, &key)) {
+                    visit(series_idx, &series, start, &row);
                 }
                 let Some(next) = start.checked_add(width) else { break };
                 start = next;
@@ -339,6 +352,13 @@ impl Metrics {
                 Some(row) => row.add(observation.value, time_ns, seq),
                 None => {
                     table.insert(self.window_key.clone(), RollupRow::new(observation.value, time_ns, seq));
+                    if granularity == Granularity::Minute {
+                        self.oldest_minute = match self.oldest_minute {
+                            Some(Some(oldest)) => Some(Some(oldest.min(start))),
+                            Some(None) => Some(Some(start)),
+                            None => None,
+                        };
+                    }
                 }
             }
             self.evaluate_rules(record, &observation, &key, granularity, start, effects);
@@ -407,16 +427,24 @@ impl Metrics {
     fn drop_expired_minutes(&mut self) {
         let Some(cutoff) = self.minute_cutoff() else { return };
         let width = Granularity::Minute.width_ns();
+        match self.oldest_minute {
+            Some(None) => return,
+            Some(Some(oldest)) if oldest.saturating_add(width) > cutoff => return,
+            _ => {}
+        }
         loop {
-            let Some(key) = self.minutes.iter().next().map(|(key, _)| key) else {
+            let Some(key) = self.minutes.next_key(self.dropped_until.as_deref()) else {
+                self.oldest_minute = Some(None);
                 return;
             };
-            let expired = series::window_of_key(key).is_some_and(|start| start.saturating_add(width) <= cutoff);
+            let start = series::window_of_key(&key);
+            let expired = start.is_some_and(|start| start.saturating_add(width) <= cutoff);
             if !expired {
+                self.oldest_minute = start.map(Some);
                 return;
             }
-            let key = key.clone();
-            self.minutes.remove(&key);
+            self.minutes.delete(&key);
+            self.dropped_until = Some(key);
         }
     }
 
@@ -459,6 +487,17 @@ impl Projection for Metrics {
         self.days.take_changes(changes)?;
         self.alerts.take_changes(changes)?;
         self.meta.take_changes(changes)
+    }
+
+    fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        vec![
+            &mut self.series,
+            &mut self.minutes,
+            &mut self.hours,
+            &mut self.days,
+            &mut self.alerts,
+            &mut self.meta,
+        ]
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), Fault> {

@@ -11,12 +11,13 @@
 //! itself, each next one the gap to the previous seq. Chunks stand alone, so
 //! a range query decodes only the chunks it overlaps.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use crate::projection::Fault;
-use crate::projection::table::{Changes, Table};
+use crate::projection::table::{Cached, Changes, Table};
 
 /// Seqs per sealed chunk.
 pub(super) const CHUNK_LEN: usize = 256;
@@ -119,10 +120,10 @@ impl SeqLists {
         let n_chunks = head.sealed as usize + 1;
         // The last chunk starting at or before range.start holds the first
         // seq that can be in range.
-        let first_of = |number: usize| self.chunk(head, kind, id, number).first().copied().unwrap_or(u64::MAX);
+        let first_of = |number: usize| self.chunk(&head, kind, id, number).first().copied().unwrap_or(u64::MAX);
         let start = partition_point(n_chunks, |number| first_of(number) <= range.start).saturating_sub(1);
         for number in start..n_chunks {
-            let deltas = self.chunk(head, kind, id, number);
+            let deltas = self.chunk(&head, kind, id, number);
             if deltas.first().is_some_and(|&first| first >= range.end) {
                 break;
             }
@@ -151,16 +152,23 @@ impl SeqLists {
     }
 
     /// Chunk `number` of a subject: a sealed one, or the tail after them.
-    fn chunk<'a>(&'a self, head: &'a Head, kind: Kind, id: &str, number: usize) -> &'a [u64] {
+    fn chunk<'a>(&'a self, head: &'a Head, kind: Kind, id: &str, number: usize) -> Cow<'a, [u64]> {
         if number < head.sealed as usize {
             // A missing sealed chunk can only come from a damaged store; it
             // reads as empty rather than panicking.
-            self.chunks
-                .get(&chunk_key(kind, id, number as u32))
-                .map_or(&[], Vec::as_slice)
+            match self.chunks.get(&chunk_key(kind, id, number as u32)) {
+                Some(Cow::Borrowed(chunk)) => Cow::Borrowed(chunk.as_slice()),
+                Some(Cow::Owned(chunk)) => Cow::Owned(chunk),
+                None => Cow::Borrowed(&[]),
+            }
         } else {
-            &head.tail
+            Cow::Borrowed(&head.tail)
         }
+    }
+
+    /// Both tables, for the engine to bound.
+    pub(super) fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        vec![&mut self.heads, &mut self.chunks]
     }
 
     fn set_key(&mut self, kind: Kind, id: &str) {

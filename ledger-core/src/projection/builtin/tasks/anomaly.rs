@@ -150,7 +150,7 @@ pub(super) fn refresh_workstream(
 ) {
     let mut current = None;
     if workstream.status == WorkstreamStatus::Done {
-        let open: Vec<&Task> = workstream
+        let open: Vec<std::borrow::Cow<'_, Task>> = workstream
             .tasks
             .iter()
             .filter_map(|id| tasks.get(id))

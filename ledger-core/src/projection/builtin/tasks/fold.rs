@@ -45,7 +45,7 @@ impl Tasks {
 
     fn workstream_created(&mut self, record: &Record) -> Result<(), Fault> {
         let p = WorkstreamCreated::parse(&record.payload)?;
-        if let Some(declared) = self.workstreams.get(&p.id).and_then(|ws| ws.declared.as_ref()) {
+        if let Some(declared) = self.workstreams.get(&p.id).and_then(|ws| ws.declared.clone()) {
             return Err(Fault::new(format!(
                 "id: workstream {} already exists (created at seq {})",
                 p.id, declared.seq
@@ -285,15 +285,15 @@ impl Tasks {
         let Some(task) = self.tasks.get(id) else {
             return;
         };
-        anomaly::refresh_task(&mut self.anomalies, task, record);
+        anomaly::refresh_task(&mut self.anomalies, &task, record);
         if status_changed && let Some(ws) = self.workstreams.get(&task.workstream) {
-            anomaly::refresh_workstream(&mut self.anomalies, ws, &self.tasks, record);
+            anomaly::refresh_workstream(&mut self.anomalies, &ws, &self.tasks, record);
         }
     }
 
     fn refresh_workstream(&mut self, id: &str, record: &Record) {
         if let Some(ws) = self.workstreams.get(id) {
-            anomaly::refresh_workstream(&mut self.anomalies, ws, &self.tasks, record);
+            anomaly::refresh_workstream(&mut self.anomalies, &ws, &self.tasks, record);
         }
     }
 }

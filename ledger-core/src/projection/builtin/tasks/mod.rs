@@ -25,6 +25,7 @@ mod payload;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub use anomaly::{Anomaly, AnomalyFilter, AnomalyKind, Transition};
@@ -34,7 +35,7 @@ pub use model::{
 };
 pub use payload::MAX_ID_LEN;
 
-use crate::projection::{Changes, Effects, Fault, Projection, Table};
+use crate::projection::{Cached, Changes, Effects, Fault, Projection, Table};
 use crate::record::Record;
 
 /// The projection's name: the key of its stored state.
@@ -69,20 +70,19 @@ impl Tasks {
     }
 
     /// The task `id`.
-    pub fn task(&self, id: &str) -> Option<&Task> {
+    pub fn task(&self, id: &str) -> Option<Cow<'_, Task>> {
         self.tasks.get(id)
     }
 
     /// The tasks passing `filter`, in id order.
-    pub fn tasks(&self, filter: &TaskFilter) -> Vec<&Task> {
+    pub fn tasks(&self, filter: &TaskFilter) -> Vec<Cow<'_, Task>> {
         match &filter.workstream {
             // A workstream knows its tasks: no need to scan them all.
             Some(ws) => self
                 .workstreams
                 .get(ws)
                 .into_iter()
-                .flat_map(|ws| ws.tasks.iter())
-                .filter_map(|id| self.tasks.get(id))
+                .flat_map(|ws| ws.tasks.iter().filter_map(|id| self.tasks.get(id)).collect::<Vec<_>>())
                 .filter(|task| filter.matches(task))
                 .collect(),
             None => self
@@ -95,31 +95,28 @@ impl Tasks {
     }
 
     /// The notes of task `id`, oldest first (empty for an unknown task).
-    pub fn notes(&self, id: &str) -> Vec<&Note> {
+    pub fn notes(&self, id: &str) -> Vec<Cow<'_, Note>> {
         let prefix = format!("{id}/");
-        // `with_prefix` borrows the prefix for as long as its items: collect
-        // the keys, then look the rows up for the lifetime of `self`.
-        let keys: Vec<String> = self.notes.with_prefix(&prefix).map(|(key, _)| key.clone()).collect();
-        keys.iter().filter_map(|key| self.notes.get(key)).collect()
+        self.notes.with_prefix(&prefix).map(|(_, note)| note).collect()
     }
 
     /// The workstream `id`.
-    pub fn workstream(&self, id: &str) -> Option<&Workstream> {
+    pub fn workstream(&self, id: &str) -> Option<Cow<'_, Workstream>> {
         self.workstreams.get(id)
     }
 
     /// Every workstream with its rollup and anomaly count, in id order.
     pub fn workstreams(&self) -> Vec<WorkstreamSummary> {
-        let mut n_anomalies: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut n_anomalies: BTreeMap<String, u32> = BTreeMap::new();
         for (_, anomaly) in self.anomalies.iter() {
-            *n_anomalies.entry(anomaly.workstream.as_str()).or_default() += 1;
+            *n_anomalies.entry(anomaly.workstream.clone()).or_default() += 1;
         }
         self.workstreams
             .iter()
             .map(|(id, ws)| WorkstreamSummary {
-                workstream: ws.clone(),
-                rollup: self.rollup_of(ws),
-                n_anomalies: n_anomalies.get(id.as_str()).copied().unwrap_or(0),
+                rollup: self.rollup_of(&ws),
+                n_anomalies: n_anomalies.get(&*id).copied().unwrap_or(0),
+                workstream: ws.into_owned(),
             })
             .collect()
     }
@@ -127,13 +124,13 @@ impl Tasks {
     /// Workstream `id`'s tasks counted by status, with the one-line summary
     /// ("1 wait, 2 progress, 5 todo, 2 done").
     pub fn rollup(&self, id: &str) -> Option<Rollup> {
-        self.workstreams.get(id).map(|ws| self.rollup_of(ws))
+        self.workstreams.get(id).map(|ws| self.rollup_of(&ws))
     }
 
     /// The anomalies passing `filter`, in the order they were revealed
     /// (seq, then subject, then kind).
-    pub fn anomalies(&self, filter: &AnomalyFilter) -> Vec<&Anomaly> {
-        let mut found: Vec<&Anomaly> = self
+    pub fn anomalies(&self, filter: &AnomalyFilter) -> Vec<Cow<'_, Anomaly>> {
+        let mut found: Vec<Cow<'_, Anomaly>> = self
             .anomalies
             .iter()
             .map(|(_, anomaly)| anomaly)
@@ -179,6 +176,15 @@ impl Projection for Tasks {
         self.workstreams.take_changes(changes)?;
         self.notes.take_changes(changes)?;
         self.anomalies.take_changes(changes)
+    }
+
+    fn cached(&mut self) -> Vec<&mut dyn Cached> {
+        vec![
+            &mut self.tasks,
+            &mut self.workstreams,
+            &mut self.notes,
+            &mut self.anomalies,
+        ]
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), Fault> {

@@ -79,9 +79,9 @@ fn restored(template: &Metrics, store: &Store) -> Result<Metrics, Fault> {
 
 /// Every row of every table as JSON, to compare whole states.
 fn rows(metrics: &Metrics) -> BTreeMap<String, String> {
-    fn dump<V: Serialize + serde::de::DeserializeOwned>(table: &Table<V>, out: &mut BTreeMap<String, String>) {
+    fn dump<V: Serialize + serde::de::DeserializeOwned + Clone>(table: &Table<V>, out: &mut BTreeMap<String, String>) {
         for (key, row) in table.iter() {
-            let json = serde_json::to_string(row).expect("rows serialise");
+            let json = serde_json::to_string(&row).expect("rows serialise");
             out.insert(format!("{}/{key}", table.name()), json);
         }
     }

@@ -93,11 +93,11 @@ fn hours_and_days_equal_their_minutes_merged() -> Result<(), Fault> {
     let merge_into = |coarse: Granularity, fine: &Table<RollupRow>| {
         let mut merged: BTreeMap<i64, RollupRow> = BTreeMap::new();
         for (key, row) in fine.iter() {
-            let start = coarse.window_start(series::window_of_key(key).expect("window key"));
+            let start = coarse.window_start(series::window_of_key(&key).expect("window key"));
             match merged.get_mut(&start) {
-                Some(into) => into.merge(row),
+                Some(into) => into.merge(&row),
                 None => {
-                    merged.insert(start, row.clone());
+                    merged.insert(start, row.into_owned());
                 }
             }
         }
@@ -106,7 +106,7 @@ fn hours_and_days_equal_their_minutes_merged() -> Result<(), Fault> {
     let stored = |table: &Table<RollupRow>| -> BTreeMap<i64, RollupRow> {
         table
             .iter()
-            .map(|(key, row)| (series::window_of_key(key).expect("window key"), row.clone()))
+            .map(|(key, row)| (series::window_of_key(&key).expect("window key"), row.into_owned()))
             .collect()
     };
     for (merged, direct) in [

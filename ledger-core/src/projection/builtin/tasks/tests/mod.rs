@@ -105,7 +105,7 @@ fn stream_of(event_type: &str, payload: &Value) -> String {
 /// Everything the queries return, as one JSON document.
 fn queries(tasks: &Tasks) -> String {
     let all = tasks.tasks(&TaskFilter::default());
-    let notes: Vec<Vec<&Note>> = all.iter().map(|t| tasks.notes(&t.id)).collect();
+    let notes: Vec<Vec<std::borrow::Cow<'_, Note>>> = all.iter().map(|t| tasks.notes(&t.id)).collect();
     json!({
         "tasks": all,
         "notes": notes,

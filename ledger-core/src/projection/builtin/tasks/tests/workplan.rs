@@ -125,7 +125,9 @@ fn a_workplan_folds_into_tasks_rollups_and_anomalies() {
     let illegal = log.tasks.anomalies(&AnomalyFilter {
         kind: Some(AnomalyKind::IllegalTransition),
         ..AnomalyFilter::default()
-    })[0];
+    })[0]
+        .clone()
+        .into_owned();
     assert_eq!(
         illegal.transition,
         Some(Transition {
@@ -152,7 +154,8 @@ fn a_workplan_folds_into_tasks_rollups_and_anomalies() {
         subject: Some(WS.into()),
         ..AnomalyFilter::default()
     })[0]
-        .clone();
+        .clone()
+        .into_owned();
     assert_eq!(contradiction.kind, AnomalyKind::WorkstreamDoneWithOpenTasks);
     assert_eq!(contradiction.revealed_by.seq, ws_done);
     assert_eq!(contradiction.open_tasks, [T02, T04]);
@@ -185,7 +188,9 @@ fn a_workplan_folds_into_tasks_rollups_and_anomalies() {
     let still_open = log.tasks.anomalies(&AnomalyFilter {
         kind: Some(AnomalyKind::WorkstreamDoneWithOpenTasks),
         ..AnomalyFilter::default()
-    })[0];
+    })[0]
+        .clone()
+        .into_owned();
     assert_eq!(still_open.open_tasks, [T04], "details follow the tasks");
     assert_eq!(
         still_open.revealed_by, contradiction.revealed_by,
@@ -271,7 +276,9 @@ fn illegal_transitions_are_applied_recorded_and_stay() {
     let second = log.tasks.anomalies(&AnomalyFilter {
         subject: Some(T02.into()),
         ..AnomalyFilter::default()
-    })[0];
+    })[0]
+        .clone()
+        .into_owned();
     assert!(
         second
             .message
@@ -312,7 +319,9 @@ fn current_anomalies_follow_their_subject() {
     let stale = log.tasks.anomalies(&AnomalyFilter {
         kind: Some(AnomalyKind::NeedsHumanOnClosedTask),
         ..AnomalyFilter::default()
-    })[0];
+    })[0]
+        .clone()
+        .into_owned();
     assert_eq!(stale.revealed_by.seq, flag);
     assert!(stale.message.ends_with("(customer unreachable)"), "{}", stale.message);
 
@@ -353,7 +362,7 @@ fn the_contradiction_message_names_at_most_five_tasks() {
     for n in 1..=7 {
         log.create_task(&format!("{WS}-T0{n}"), "Migrate a bucket", json!({"status": "todo"}));
     }
-    let anomaly = log.tasks.anomalies(&AnomalyFilter::default())[0];
+    let anomaly = log.tasks.anomalies(&AnomalyFilter::default())[0].clone().into_owned();
     assert_eq!(anomaly.open_tasks.len(), 7);
     assert!(
         anomaly.message.ends_with(&format!("{WS}-T05 todo, and 2 more")),
