@@ -53,3 +53,14 @@ pub fn health_event(service: &str, n: u64) -> Event {
 pub fn health_batch(service: &str, start: u64, n: u64) -> AppendRequest {
     AppendRequest::new((start..start + n).map(|i| health_event(service, i)).collect())
 }
+
+/// Every projection's digest, in the engine's order.
+pub fn digests(
+    engine: &ledger_core::projection::Projections,
+) -> anyhow::Result<Vec<ledger_core::projection::StateDigest>> {
+    engine
+        .names()
+        .into_iter()
+        .map(|name| Ok(engine.digest(name)?))
+        .collect()
+}

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use ledger_core::projection::builtin::metrics::Granularity;
 use ledger_core::projection::builtin::subjects::{Selector, Subject};
 use ledger_core::projection::builtin::{AsOf, Builtins, VIEWS};
-use ledger_core::projection::{Projections, ProjectionsConfig, StateDigest};
+use ledger_core::projection::{Projections, ProjectionsConfig};
 use ledger_core::sample::SampleEvidence;
 use ledger_core::{AppendRequest, Ledger};
+use ledger_tests::digests;
 
 /// Enough records for several catch-up rounds (262,144 records each) and
 /// hundreds of workstreams and incidents.
@@ -34,14 +35,6 @@ fn open(ledger: &Arc<Ledger>, dir: &Path, resident_bytes: usize) -> anyhow::Resu
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((engine, builtins))
-}
-
-fn digests(engine: &Projections) -> anyhow::Result<Vec<StateDigest>> {
-    engine
-        .names()
-        .into_iter()
-        .map(|name| Ok(engine.digest(name)?))
-        .collect()
 }
 
 /// Every view with no filter and with the ids of the first (long closed,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger_core::projection::builtin::Builtins;
-use ledger_core::projection::{ProjectionStatus, Projections, StateDigest};
+use ledger_core::projection::{ProjectionStatus, Projections};
 use ledger_core::sample::SampleEvidence;
 use ledger_core::{AppendRequest, Ledger};
+use ledger_tests::digests;
 
 /// Records in the log: the issue asks for at least a million.
 const RECORDS: u64 = 1_000_000;
@@ -42,14 +43,6 @@ fn wait_caught_up(engine: &Projections, ledger: &Ledger) -> anyhow::Result<()> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn digests(engine: &Projections) -> anyhow::Result<Vec<StateDigest>> {
-    engine
-        .names()
-        .into_iter()
-        .map(|name| Ok(engine.digest(name)?))
-        .collect()
 }
 
 #[test]
