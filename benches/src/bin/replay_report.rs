@@ -77,6 +77,8 @@ struct SizeReport {
     scan_chunks: Duration,
     catch_up: Duration,
     catch_up_closed: Duration,
+    /// CPU seconds (user + system, every thread) the catch-up used.
+    catch_up_cpu: Option<f64>,
     rss_before_kib: u64,
     rss_peak_sampled_kib: u64,
     hwm_kib: Option<u64>,
@@ -167,6 +169,7 @@ fn reports_json(reports: &[SizeReport]) -> serde_json::Value {
                 "open_scan": phase(r.records, r.open_scan),
                 "catch_up": phase(r.records, r.catch_up),
                 "catch_up_closed": phase(r.records, r.catch_up_closed),
+                "catch_up_cpu_seconds": r.catch_up_cpu,
                 "rss_before_bytes": r.rss_before_kib * 1024,
                 "rss_peak_sampled_bytes": r.rss_peak_sampled_kib * 1024,
                 "rss_hwm_bytes": r.hwm_kib.map(|k| k * 1024),
@@ -228,6 +231,7 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
     let rss_before_kib = proc_status_kib("VmRSS:").unwrap_or(0);
     let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let sampler = RssSampler::start();
+    let cpu_before = process_cpu_seconds();
     let start = Instant::now();
     let mut config = ProjectionsConfig::default();
     if let Some(mib) = options.resident_mib {
@@ -241,6 +245,7 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
         && builtins.subjects.wait_applied(records, PHASE_TIMEOUT)
         && builtins.metrics.wait_applied(records, PHASE_TIMEOUT);
     let catch_up = start.elapsed();
+    let catch_up_cpu = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
     if !all_applied {
         return Err(io::Error::other("the projections did not catch up").into());
     }
@@ -287,6 +292,7 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
         scan_chunks,
         catch_up,
         catch_up_closed,
+        catch_up_cpu,
         rss_before_kib,
         rss_peak_sampled_kib,
         hwm_kib,
@@ -415,6 +421,17 @@ fn replay_one<P: Projection>(handle: &ProjectionHandle<P>, before: &StateDigest)
     })
 }
 
+/// CPU seconds this process has used (user + system, all threads), from
+/// `/proc/self/stat` in clock ticks of 1/100 s.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`).
 fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -491,6 +508,15 @@ fn print_reports(reports: &[SizeReport]) {
                 elapsed.as_secs_f64(),
                 fmt_rate(events),
                 100.0 * events / raw
+            );
+        }
+        if let Some(cpu) = r.catch_up_cpu {
+            println!(
+                "| {} | catch-up CPU: {:.2} s over all threads, {:.2} µs per record, {:.2} cores busy | | | |",
+                r.records,
+                cpu,
+                cpu * 1e6 / r.records as f64,
+                cpu / r.catch_up.as_secs_f64()
             );
         }
         for single in &r.singles {
