@@ -149,7 +149,7 @@ half=$(python3 -c 'import json, sys; print(max(1, int(json.load(open(sys.argv[1]
 bench unary_half --producers 8 --unary --batch 10 --rate "$half"
 bench fanout --producers 8 --batch 10 --rate 10000 --subscribers 1000
 
-step replay replay.md "$bin/replay_report" --records "$replay_records" --json "$out/replay.json"
+step replay replay.md "$bin/replay_report" --records "$replay_records" --time-travel --json "$out/replay.json"
 step bundle bundle.md "$bin/bundle_report" "${quick_flag[@]}" --json "$out/bundle.json"
 
 if [ "$with_pg" = 1 ]; then

@@ -423,6 +423,22 @@ def section_replay(run: Run) -> str:
             f"peak RSS during catch-up {mib(hwm if hwm is not None else s['rss_peak_sampled_bytes'])} MiB. "
             "Target: ≥ 500k records/s for the four together.",
         ]
+    # Older runs (and `replay_report` without --time-travel) have none.
+    travels = [(s, t) for s in d["sizes"] for t in s.get("time_travel", [])]
+    if travels:
+        lines += [
+            "",
+            "Time travel (`--time-travel`): each a scratch fold from seq 0 holding its whole state in memory; "
+            "RSS growth over the RSS before the fold.",
+            "",
+            "| records | projection | as of | records folded | time s | records/s | peak RSS growth MiB | held MiB |",
+            "|---:|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for s, t in travels:
+            lines.append(
+                f"| {s['records']:,} | `{t['name']}` | `{t['point']}` | {t['records']:,} | {t['seconds']:.2f} "
+                f"| {rate(t['records_per_s'])} | {mib(t['rss_peak_growth_bytes'])} | {mib(t['rss_held_growth_bytes'])} |"
+            )
     return "\n".join(lines)
 
 

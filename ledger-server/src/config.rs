@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ledger_core::projection::ProjectionsConfig;
 use ledger_core::projection::builtin::metrics::MetricsConfig;
 use ledger_core::{HashAlg, LedgerConfig, ScanConfig, SecretScanner};
 use serde::Deserialize;
@@ -21,6 +22,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_DATA: &str = "./ledger-data";
 /// The principals file looked for in the data directory.
 pub const PRINCIPALS_FILE: &str = "principals.toml";
+/// Smallest `projection_resident_bytes` accepted: 1 MiB. A bound that
+/// small evicts nearly every row after each flush, so folds and queries
+/// read their rows back from the store; such a value is far more likely a
+/// count of MiB written where bytes are meant than a memory budget.
+pub const MIN_PROJECTION_RESIDENT_BYTES: usize = 1024 * 1024;
 
 /// A setting that cannot be used, named as the user wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,9 @@ pub struct ServerConfig {
     /// The metrics projection's alert rules and minute retention (config
     /// file only: `[metrics]` and `[[metrics.rules]]`).
     pub metrics: MetricsConfig,
+    /// How the projection engine runs: the rows each projection keeps in
+    /// memory (`projection_resident_bytes`).
+    pub projections: ProjectionsConfig,
     /// The principals file (`crate::auth::principals`); `None` is
     /// development mode: no authentication, loopback only.
     pub principals_file: Option<PathBuf>,
@@ -130,6 +139,7 @@ impl ServerConfig {
             subscriber_buffer: 256,
             log_format: LogFormat::Text,
             metrics: MetricsConfig::default(),
+            projections: ProjectionsConfig::default(),
             principals_file: None,
             tls: None,
             principal_limits: Limits::default(),
@@ -182,6 +192,11 @@ pub struct ServeArgs {
     /// Segment file size limit in bytes [default: 64 MiB].
     #[arg(long, env = "LEDGER_SEGMENT_MAX_BYTES")]
     pub segment_max_bytes: Option<u64>,
+    /// Bytes of rows each projection keeps in memory; the least recently
+    /// used beyond it are read back from the projection store when needed.
+    /// At least 1 MiB (1048576) [default: 16 MiB].
+    #[arg(long, env = "LEDGER_PROJECTION_RESIDENT_BYTES")]
+    pub projection_resident_bytes: Option<usize>,
     /// Refuse events holding credentials [default: on]. `off` turns the
     /// scan off in every namespace; `on` keeps the config file's
     /// per-namespace settings. Rules, namespaces and the allow-list are in
@@ -234,6 +249,7 @@ struct FileConfig {
     max_concurrent_streams: Option<usize>,
     max_in_flight_per_stream: Option<usize>,
     segment_max_bytes: Option<u64>,
+    projection_resident_bytes: Option<usize>,
     metrics: Option<MetricsConfig>,
     secret_scan: Option<ScanConfig>,
     principals: Option<PathBuf>,
@@ -321,6 +337,17 @@ impl ServeArgs {
         }
         if let Some(v) = self.segment_max_bytes.or(file.segment_max_bytes) {
             config.ledger.segment_max_bytes = positive("segment_max_bytes", v)?;
+        }
+        if let Some(v) = self.projection_resident_bytes.or(file.projection_resident_bytes) {
+            if v < MIN_PROJECTION_RESIDENT_BYTES {
+                return Err(invalid(
+                    "projection_resident_bytes",
+                    &format!(
+                        "{v} is below the minimum of {MIN_PROJECTION_RESIDENT_BYTES} (1 MiB); the value is in bytes, e.g. 67108864 for 64 MiB"
+                    ),
+                ));
+            }
+            config.projections.resident_bytes = v;
         }
         if let Some(v) = self.principal_events_per_sec.or(file.principal_events_per_sec) {
             config.principal_limits.events_per_sec = v;
@@ -499,6 +526,71 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(msg.contains("unknown field `principal_event_per_sec`"), "{msg}");
+    }
+
+    #[test]
+    fn projection_resident_bytes_layers_into_the_engine_config() {
+        use ledger_core::projection::DEFAULT_RESIDENT_BYTES;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let defaults = ServeArgs::default().resolve().expect("defaults");
+        assert_eq!(defaults.projections.resident_bytes, DEFAULT_RESIDENT_BYTES);
+        let path = write(&dir, "projection_resident_bytes = 67108864\n");
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(from_file.projections.resident_bytes, 64 << 20);
+        let flag_wins = ServeArgs {
+            config: Some(path),
+            projection_resident_bytes: Some(MIN_PROJECTION_RESIDENT_BYTES),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .expect("the minimum itself is accepted");
+        assert_eq!(flag_wins.projections.resident_bytes, MIN_PROJECTION_RESIDENT_BYTES);
+    }
+
+    #[test]
+    fn bad_projection_resident_bytes_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = |flag: Option<usize>, file: &str| {
+            ServeArgs {
+                config: Some(write(&dir, file)),
+                projection_resident_bytes: flag,
+                ..ServeArgs::default()
+            }
+            .resolve()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        for (flag, file) in [(Some(0), ""), (None, "projection_resident_bytes = 0\n")] {
+            assert_eq!(
+                err(flag, file),
+                "projection_resident_bytes: 0 is below the minimum of 1048576 (1 MiB); the value is in bytes, e.g. 67108864 for 64 MiB"
+            );
+        }
+        // 64 where 64 MiB was meant.
+        let msg = err(Some(64), "");
+        assert!(
+            msg.starts_with("projection_resident_bytes: 64 is below the minimum"),
+            "{msg}"
+        );
+        let msg = err(Some(MIN_PROJECTION_RESIDENT_BYTES - 1), "");
+        assert!(msg.starts_with("projection_resident_bytes: 1048575 is below"), "{msg}");
+        // Negative numbers and strings stop at the file's parser, which
+        // names the key.
+        let msg = err(None, "projection_resident_bytes = -1\n");
+        assert!(msg.contains("projection_resident_bytes"), "{msg}");
+        let msg = err(None, "projection_resident_bytes = \"64 MiB\"\n");
+        assert!(
+            msg.contains("projection_resident_bytes") && msg.contains("invalid type"),
+            "{msg}"
+        );
+        let msg = err(None, "[projections]\nresident_bytes = 1\n");
+        assert!(msg.contains("unknown field `projections`"), "{msg}");
     }
 
     const SECRET_SCAN: &str = r#"

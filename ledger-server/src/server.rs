@@ -241,8 +241,9 @@ pub async fn serve(
     let (engine, builtins) = {
         let (ledger, dir) = (Arc::clone(&ledger), config.data_dir.join("projections"));
         let metrics = Metrics::new(config.metrics.clone()).map_err(|e| ServerError::Config(e.to_string()))?;
+        let projections_config = config.projections.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ProjectionError> {
-            let engine = Projections::open(ledger, dir)?;
+            let engine = Projections::open_with(ledger, dir, projections_config)?;
             let builtins = Builtins::register_with(&engine, metrics)?;
             Ok((Arc::new(engine), Arc::new(builtins)))
         })

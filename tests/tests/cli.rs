@@ -129,7 +129,7 @@ fn failures_exit_non_zero_with_one_line() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ledgerd = Ledgerd::spawn(crate::LEDGERD, dir.path())?;
     let url = ledgerd.url();
-    let cases: [(&[&str], Option<&str>, &str); 4] = [
+    let cases: [(&[&str], Option<&str>, &str); 7] = [
         (
             &["append", "--stream", "s", "--type", "t", "--expect-version", "3"],
             None,
@@ -141,6 +141,14 @@ fn failures_exit_non_zero_with_one_line() -> anyhow::Result<()> {
             "line 1: type: required",
         ),
         (&["get", "12345"], None, "12345 is beyond the log"),
+        // Time travel: a seq past the log, a time that is not one.
+        (&["tasks", "--at", "12345"], None, "as_of.seq: 12345 is beyond the log"),
+        (
+            &["incidents", "--at", "2026-13-01T00:00:00Z"],
+            None,
+            "--at: \"2026-13-01T00:00:00Z\" is neither a seq nor an RFC 3339 time",
+        ),
+        (&["workstreams", "--at=-1"], None, "--at: -1 is not a seq"),
         (
             &["append", "--stream", "s", "--type", "t", "--payload", "{nope"],
             None,

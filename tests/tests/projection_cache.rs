@@ -157,3 +157,60 @@ fn a_tiny_resident_bound_changes_no_digest_and_no_answer() -> anyhow::Result<()>
     same(&answers(&tiny), &expected);
     Ok(())
 }
+
+/// `ledgerd serve` refuses to start with a resident bound that is not a
+/// number of bytes of at least 1 MiB, naming the setting, whether it comes
+/// from the flag, the environment or the config file, and creates nothing.
+#[test]
+fn ledgerd_refuses_a_bad_resident_bound_naming_it() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    use crate::auth_cli::{run, text};
+
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = dir.path().join("ledgerd.toml");
+    std::fs::write(&config, "projection_resident_bytes = 0\n")?;
+    let (data_arg, config_arg) = (data.to_str().context("path")?, config.to_str().context("path")?);
+    let serve = |extra: &[&str]| -> Vec<String> {
+        ["serve", "--listen", "127.0.0.1:0", "--data", data_arg]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let below = "projection_resident_bytes: 0 is below the minimum of 1048576 (1 MiB)";
+    // (arguments, environment, what stderr says)
+    type Case<'a> = (Vec<String>, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 5] = [
+        (serve(&["--projection-resident-bytes", "0"]), &[], below),
+        (
+            serve(&["--projection-resident-bytes", "1024"]),
+            &[],
+            "projection_resident_bytes: 1024 is below the minimum",
+        ),
+        (
+            serve(&["--projection-resident-bytes=-1"]),
+            &[],
+            "--projection-resident-bytes",
+        ),
+        (
+            serve(&[]),
+            &[("LEDGER_PROJECTION_RESIDENT_BYTES", "16MiB")],
+            "invalid value '16MiB' for '--projection-resident-bytes",
+        ),
+        (serve(&["--config", config_arg]), &[], below),
+    ];
+    for (args, env, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(crate::LEDGERD, &args, env)?;
+        let stderr = text(&out.stderr);
+        anyhow::ensure!(!out.status.success(), "{args:?} {env:?} started");
+        anyhow::ensure!(
+            stderr.contains(expected),
+            "{args:?} {env:?}: {stderr:?} lacks {expected:?}"
+        );
+        anyhow::ensure!(!data.exists(), "a refused start created {}", data.display());
+    }
+    Ok(())
+}

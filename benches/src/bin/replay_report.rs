@@ -26,16 +26,28 @@
 //!    before (`/proc/self/clear_refs` = 5) so it is this phase's peak;
 //! 4. **replay of each projection alone** (`ProjectionHandle::replay(0)`),
 //!    checking that it reproduces the caught-up state's digest; only up to
-//!    1 M records (a replay holds a second copy of the state).
+//!    1 M records (a replay holds a second copy of the state);
+//! 5. with `--time-travel`, **time travel of each projection**:
+//!    `at_seq(N/2)`, `at_seq(N-1)` and `at_time` of record N/2's
+//!    `recorded_at`, each a scratch fold from seq 0 that keeps its whole
+//!    state in memory. For each: wall time, records folded per second, the
+//!    growth over the VmRSS before it of VmHWM (reset before each fold,
+//!    after `malloc_trim` has handed the previous fold's memory back) and
+//!    of VmRSS while the returned state is held (trimmed again). (The
+//!    tables' own `Cached::resident_bytes` would not do: a row's value is
+//!    sized when it is flushed, and a scratch fold never flushes.)
 //!
 //! The log is appended with `unsafe_no_sync` (filling is not what is
 //! measured; the bytes are the same). `--keep-logs DIR` keeps each size's
 //! ledger in `DIR/<N>` and reuses it on the next run (the open scan still
 //! verifies it), so that runs compare on the very same log; `--no-singles`
-//! skips phase 4 at every size. `--resident-mib N` bounds each
-//! projection's resident state to N MiB (`ProjectionsConfig`; the
-//! engine's default otherwise). `--json FILE` also writes the figures as
-//! JSON, for the one-command report (`benches/run.sh`).
+//! skips phase 4 at every size; `--time-travel` adds phase 5 (off by
+//! default, as at 10 M records each fold holds ten times the state;
+//! `benches/run.sh` turns it on for its one size: ~10 s at 1 M).
+//! `--resident-mib N` bounds each projection's resident state to N MiB
+//! (`ProjectionsConfig`; the engine's default otherwise). `--json FILE`
+//! also writes the figures as JSON, for the one-command report
+//! (`benches/run.sh`).
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
@@ -84,7 +96,35 @@ struct SizeReport {
     hwm_kib: Option<u64>,
     store_bytes: u64,
     singles: Vec<Single>,
+    time_travel: Vec<TimeTravel>,
     digests: Vec<StateDigest>,
+}
+
+/// One time-travel fold of one projection.
+#[derive(Debug)]
+struct TimeTravel {
+    name: &'static str,
+    /// `at_seq(N)` or `at_time(...)`.
+    point: String,
+    /// Records folded into the scratch state.
+    records: u64,
+    elapsed: Duration,
+    rss_before_kib: u64,
+    /// VmRSS with the returned state still held, after `malloc_trim`.
+    rss_held_kib: u64,
+    /// VmHWM of the fold (reset just before it), if the kernel allows the
+    /// reset.
+    hwm_kib: Option<u64>,
+}
+
+impl TimeTravel {
+    fn held_growth_bytes(&self) -> u64 {
+        self.rss_held_kib.saturating_sub(self.rss_before_kib) * 1024
+    }
+
+    fn peak_growth_bytes(&self) -> Option<u64> {
+        self.hwm_kib.map(|hwm| hwm.saturating_sub(self.rss_before_kib) * 1024)
+    }
 }
 
 /// One projection replayed alone.
@@ -117,6 +157,7 @@ fn main() -> AnyResult<()> {
                 );
             }
             "--no-singles" => options.no_singles = true,
+            "--time-travel" => options.time_travel = true,
             "--resident-mib" => {
                 options.resident_mib = Some(
                     args.next()
@@ -180,6 +221,16 @@ fn reports_json(reports: &[SizeReport]) -> serde_json::Value {
                     "records_per_s": r.records as f64 / s.seconds,
                     "same_digest": s.same_digest,
                 })).collect::<Vec<_>>(),
+                "time_travel": r.time_travel.iter().map(|t| serde_json::json!({
+                    "name": t.name,
+                    "point": t.point,
+                    "records": t.records,
+                    "seconds": t.elapsed.as_secs_f64(),
+                    "records_per_s": rate(t.records, t.elapsed),
+                    "rss_before_bytes": t.rss_before_kib * 1024,
+                    "rss_held_growth_bytes": t.held_growth_bytes(),
+                    "rss_peak_growth_bytes": t.peak_growth_bytes(),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -191,6 +242,8 @@ fn reports_json(reports: &[SizeReport]) -> serde_json::Value {
 struct Options {
     keep_logs: Option<PathBuf>,
     no_singles: bool,
+    /// Phase 5: `at_seq` / `at_time` of each projection.
+    time_travel: bool,
     /// Resident state per projection (`ProjectionsConfig::resident_bytes`),
     /// in MiB; the engine's default when absent.
     resident_mib: Option<usize>,
@@ -277,6 +330,16 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
             replay_one(&builtins.metrics, &digests[3])?,
         ]
     };
+    let time_travel = if options.time_travel {
+        eprintln!("{records} records: time travel of each projection…");
+        let mut runs = time_travel(&builtins.tasks, &ledger)?;
+        runs.extend(time_travel(&builtins.incidents, &ledger)?);
+        runs.extend(time_travel(&builtins.subjects, &ledger)?);
+        runs.extend(time_travel(&builtins.metrics, &ledger)?);
+        runs
+    } else {
+        Vec::new()
+    };
     drop((builtins, engine));
     let store_bytes = dir_bytes(&proj_dir)?;
     if let Ok(ledger) = Arc::try_unwrap(ledger) {
@@ -298,6 +361,7 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
         hwm_kib,
         store_bytes,
         singles,
+        time_travel,
         digests,
     })
 }
@@ -432,6 +496,66 @@ fn process_cpu_seconds() -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
+/// `at_seq(N/2)`, `at_seq(N-1)` and `at_time` of record N/2's
+/// `recorded_at` of one projection, each measured alone.
+fn time_travel<P: Projection>(handle: &ProjectionHandle<P>, ledger: &Ledger) -> AnyResult<Vec<TimeTravel>> {
+    let len = ledger.len();
+    let half = len / 2;
+    let at_ns = ledger.read(half)?.header.recorded_at_ns;
+    let at = chrono::DateTime::from_timestamp_nanos(at_ns);
+    let points = [
+        (format!("at_seq({half})"), Some(half)),
+        (format!("at_seq({})", len - 1), Some(len - 1)),
+        (
+            format!("at_time({})", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            None,
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (point, seq) in points {
+        trim_heap();
+        let rss_before_kib = proc_status_kib("VmRSS:").unwrap_or(0);
+        let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let start = Instant::now();
+        let (state, records) = match seq {
+            Some(seq) => (handle.at_seq(seq)?, seq + 1),
+            None => handle
+                .at_time_with_len(at)?
+                .ok_or_else(|| io::Error::other("at_time folded nothing"))?,
+        };
+        let elapsed = start.elapsed();
+        let hwm_kib = if hwm_reset { proc_status_kib("VmHWM:") } else { None };
+        // What the fold freed (the reader's chunks) leaves; the state stays.
+        trim_heap();
+        let rss_held_kib = proc_status_kib("VmRSS:").unwrap_or(0);
+        let name = state.name();
+        drop(std::hint::black_box(state));
+        eprintln!("  {name} {point}: {records} records in {:.2} s", elapsed.as_secs_f64());
+        runs.push(TimeTravel {
+            name,
+            point,
+            records,
+            elapsed,
+            rss_before_kib,
+            rss_held_kib,
+            hwm_kib,
+        });
+    }
+    trim_heap();
+    Ok(runs)
+}
+
+/// Hands the heap's free pages back to the kernel, so that the next
+/// fold's RSS growth is not hidden by memory the previous one freed.
+#[allow(unsafe_code)]
+fn trim_heap() {
+    // SAFETY: `malloc_trim` takes a padding size and only releases free
+    // memory of glibc's own arenas; no pointer is passed or returned.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A `kB` field of `/proc/self/status` (`VmRSS:`, `VmHWM:`).
 fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -485,6 +609,10 @@ fn fmt_rate(rate: f64) -> String {
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn mib1(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn print_reports(reports: &[SizeReport]) {
@@ -553,6 +681,28 @@ fn print_reports(reports: &[SizeReport]) {
             hwm,
             mib(r.store_bytes),
         );
+    }
+    if reports.iter().any(|r| !r.time_travel.is_empty()) {
+        println!();
+        println!(
+            "| records | projection | time travel | records folded | time | records/s | peak RSS growth (VmHWM) | RSS growth, state held |"
+        );
+        println!("|---:|---|---|---:|---:|---:|---:|---:|");
+        for r in reports {
+            for t in &r.time_travel {
+                println!(
+                    "| {} | `{}` | `{}` | {} | {:.2} s | {} | {} | {} |",
+                    r.records,
+                    t.name,
+                    t.point,
+                    t.records,
+                    t.elapsed.as_secs_f64(),
+                    fmt_rate(rate(t.records, t.elapsed)),
+                    t.peak_growth_bytes().map_or("n/a".to_string(), mib1),
+                    mib1(t.held_growth_bytes()),
+                );
+            }
+        }
     }
     println!();
     println!("State digests after catch-up (docs/FORMAT.md §9.1):");

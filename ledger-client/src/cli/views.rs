@@ -24,17 +24,31 @@ pub struct AtArg {
 
 impl AtArg {
     fn as_of(&self) -> anyhow::Result<Option<proto::AsOf>> {
-        let Some(at) = &self.at else { return Ok(None) };
-        let point = match at.parse::<u64>() {
-            Ok(seq) => proto::as_of::Point::Seq(seq),
-            Err(_) => {
-                let time = chrono::DateTime::parse_from_rfc3339(at)
-                    .with_context(|| format!("--at: {at:?} is neither a seq nor an RFC 3339 time"))?;
-                proto::as_of::Point::Time(crate::timestamp(time.with_timezone(&chrono::Utc)))
-            }
-        };
-        Ok(Some(proto::AsOf { point: Some(point) }))
+        self.at.as_deref().map(parse_at).transpose()
     }
+}
+
+/// Parses `--at`: all digits (a leading `-` included, so that `-1` is
+/// refused as a seq rather than as a malformed time) is a seq, anything
+/// else an RFC 3339 time. Whether the seq is in the log is the server's
+/// to say (`as_of.seq`).
+fn parse_at(at: &str) -> anyhow::Result<proto::AsOf> {
+    let digits = at.strip_prefix('-').unwrap_or(at);
+    let point = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if at.starts_with('-') {
+            bail!("--at: {at} is not a seq: seqs start at 0");
+        }
+        let seq = at
+            .parse::<u64>()
+            .with_context(|| format!("--at: {at} is not a seq (at most {})", u64::MAX))?;
+        proto::as_of::Point::Seq(seq)
+    } else {
+        let time = chrono::DateTime::parse_from_rfc3339(at).with_context(|| {
+            format!("--at: {at:?} is neither a seq nor an RFC 3339 time (like 2026-12-05T14:02:00Z)")
+        })?;
+        proto::as_of::Point::Time(crate::timestamp(time.with_timezone(&chrono::Utc)))
+    };
+    Ok(proto::AsOf { point: Some(point) })
 }
 
 /// `ledger tasks`.
@@ -637,4 +651,53 @@ async fn replay(client: &Client, name: &str, from_seq: u64, json: bool) -> anyho
         }
     }
     bail!("the server ended the replay stream before it finished")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(at: &str) -> String {
+        parse_at(at).err().map(|e| format!("{e:#}")).unwrap_or_default()
+    }
+
+    #[test]
+    fn at_is_a_seq_or_an_rfc3339_time() {
+        let point = |at: &str| parse_at(at).expect("valid").point;
+        assert_eq!(point("0"), Some(proto::as_of::Point::Seq(0)));
+        assert_eq!(point("1200"), Some(proto::as_of::Point::Seq(1200)));
+        let max = u64::MAX.to_string();
+        assert_eq!(point(&max), Some(proto::as_of::Point::Seq(u64::MAX)));
+        assert_eq!(
+            point("2026-12-05T14:02:00.5+01:00"),
+            Some(proto::as_of::Point::Time(prost_types::Timestamp {
+                seconds: 1_796_475_720,
+                nanos: 500_000_000
+            }))
+        );
+    }
+
+    #[test]
+    fn bad_at_values_are_named_with_the_reason() {
+        assert_eq!(err("-1"), "--at: -1 is not a seq: seqs start at 0");
+        let msg = err("18446744073709551616");
+        assert!(
+            msg.starts_with("--at: 18446744073709551616 is not a seq (at most 18446744073709551615): "),
+            "{msg}"
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-12-05",
+            "2026-12-05T14:02:00",
+            "2026-02-30T00:00:00Z",
+            "12a",
+        ] {
+            let msg = err(bad);
+            assert!(
+                msg.starts_with(&format!("--at: {bad:?} is neither a seq nor an RFC 3339 time")),
+                "{bad:?}: {msg}"
+            );
+        }
+    }
 }

@@ -856,7 +856,13 @@ impl<P: Projection> ProjectionHandle<P> {
 
     /// [`ProjectionHandle::at_time`], with the number of records folded.
     pub fn at_time_with_len(&self, at: DateTime<Utc>) -> Result<Option<(P, u64)>> {
-        let end = seq_end_at(&self.inner.ledger, timestamp_ns(at))?;
+        // `timestamp_ns` saturates at i64::MAX, right for a time after
+        // 2262 but, for one before 1677, it would fold the whole log.
+        let at_ns = match at.timestamp_nanos_opt() {
+            None if at.timestamp() < 0 => i64::MIN,
+            _ => timestamp_ns(at),
+        };
+        let end = seq_end_at(&self.inner.ledger, at_ns)?;
         if end == 0 {
             return Ok(None);
         }
@@ -1731,6 +1737,10 @@ mod tests {
         let then = counts.at_time(at).unwrap().unwrap();
         assert_eq!((then.count("a"), then.count("b")), (2, 0));
         assert!(counts.at_time(crate::event::from_timestamp_ns(0)).unwrap().is_none());
+        let year_1500 = DateTime::from_timestamp(-14_831_769_600, 0).unwrap();
+        assert!(counts.at_time(year_1500).unwrap().is_none());
+        let year_3000 = DateTime::from_timestamp(32_503_680_000, 0).unwrap();
+        assert_eq!(counts.at_time(year_3000).unwrap().unwrap().count("b"), 1);
     }
 
     #[test]
