@@ -298,7 +298,9 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
         && builtins.subjects.wait_applied(records, PHASE_TIMEOUT)
         && builtins.metrics.wait_applied(records, PHASE_TIMEOUT);
     let catch_up = start.elapsed();
-    let catch_up_cpu = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
+    let catch_up_cpu = process_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     if !all_applied {
         return Err(io::Error::other("the projections did not catch up").into());
     }

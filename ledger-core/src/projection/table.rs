@@ -18,7 +18,8 @@
 //! store (a scratch fold, time travel, tests) keeps every row.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -100,7 +101,7 @@ const ROW_OVERHEAD: usize = 96;
 #[derive(Debug)]
 pub struct Table<V> {
     name: &'static str,
-    rows: BTreeMap<String, Row<V>>,
+    rows: Rows<V>,
     /// Keys of rows marked changed and of removed rows since the last
     /// flush, unsorted; a key may repeat (removed, then inserted again).
     changed: Vec<String>,
@@ -169,7 +170,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     pub fn new(name: &'static str) -> Table<V> {
         Table {
             name,
-            rows: BTreeMap::new(),
+            rows: Rows::default(),
             changed: Vec::new(),
             store: None,
             complete: true,
@@ -334,9 +335,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let owned_prefix = prefix.to_string();
         let resident = self
             .rows
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(owned_prefix.as_str()))
-            .map(|(key, row)| (key.as_str(), row));
+            .range(Bound::Included(prefix))
+            .take_while(move |(k, _)| k.starts_with(owned_prefix.as_str()));
         let stored = if self.complete { Vec::new() } else { self.scan(prefix) };
         Merged {
             table: self,
@@ -353,14 +353,14 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// The first row's key after `after` (from the start when `None`).
     pub fn next_key(&self, after: Option<&str>) -> Option<String> {
         let lower = match after {
-            Some(after) => std::ops::Bound::Excluded(after),
-            None => std::ops::Bound::Unbounded,
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
         };
         let resident = self
             .rows
-            .range::<str, _>((lower, std::ops::Bound::Unbounded))
+            .range(lower)
             .find(|(_, row)| row.value.is_some())
-            .map(|(key, _)| key.clone());
+            .map(|(key, _)| key.to_string());
         if self.complete {
             return resident;
         }
@@ -617,7 +617,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Cached for Table<V> {
         excess = excess.saturating_sub(freed_above - by_age.get(oldest_kept).copied().unwrap_or(0));
         let mut complete = self.complete;
         let resident_bytes = &mut self.resident_bytes;
-        self.rows.retain(|_, row| {
+        self.rows.retain(|row| {
             if row.changed {
                 return true;
             }
@@ -648,6 +648,106 @@ impl<V: Serialize + DeserializeOwned + Clone> Cached for Table<V> {
 
 /// Ages [`Cached::evict_to`] tells apart; older rows count as this old.
 const AGES: usize = 64;
+
+/// The resident rows: a hash map for the folds' point lookups, beside
+/// the sorted set of the same keys for the reads in key order.
+///
+/// Rows were a `BTreeMap`: at a few hundred thousand resident rows each
+/// lookup compared its key with ~20 others sharing long prefixes
+/// (`stream/…`), and a lookup that may miss to the store searched twice
+/// (the borrow checker does not let a miss fall through to an insert),
+/// about 16 % of a 10 M-record catch-up's CPU (BENCHMARKS.md, "Projection
+/// replay"). A hash lookup costs one hash and one comparison; the sorted
+/// set is only touched when a key comes or goes, which folds do far less
+/// often than they change rows. Keys are shared (`Arc<str>`) by both.
+struct Rows<V> {
+    map: HashMap<Arc<str>, Row<V>>,
+    order: BTreeSet<Arc<str>>,
+}
+
+/// In key order, like the map it replaced: a state's `Debug` output must
+/// not depend on the hash map's random order.
+impl<V: std::fmt::Debug> std::fmt::Debug for Rows<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.range(Bound::Unbounded)).finish()
+    }
+}
+
+impl<V> Default for Rows<V> {
+    fn default() -> Self {
+        Rows {
+            map: HashMap::new(),
+            order: BTreeSet::new(),
+        }
+    }
+}
+
+impl<V: Clone> Clone for Rows<V> {
+    fn clone(&self) -> Self {
+        Rows {
+            map: self.map.clone(),
+            order: self.order.clone(),
+        }
+    }
+}
+
+impl<V> Rows<V> {
+    fn get(&self, key: &str) -> Option<&Row<V>> {
+        self.map.get(key)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut Row<V>> {
+        self.map.get_mut(key)
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Inserts or replaces the row under `key`, returning the replaced one.
+    fn insert(&mut self, key: String, row: Row<V>) -> Option<Row<V>> {
+        if let Some(old) = self.map.get_mut(key.as_str()) {
+            return Some(std::mem::replace(old, row));
+        }
+        let key: Arc<str> = Arc::from(key);
+        self.order.insert(Arc::clone(&key));
+        self.map.insert(key, row)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Row<V>> {
+        let row = self.map.remove(key)?;
+        self.order.remove(key);
+        Some(row)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Row<V>> {
+        self.map.values()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Rows from `lower` on, in key order.
+    fn range<'a>(&'a self, lower: Bound<&str>) -> impl Iterator<Item = (&'a str, &'a Row<V>)> + 'a {
+        self.order
+            .range::<str, _>((lower, Bound::Unbounded))
+            .filter_map(|key| self.map.get(&**key).map(|row| (&**key, row)))
+    }
+
+    /// Keeps the rows `keep` says to keep.
+    fn retain(&mut self, mut keep: impl FnMut(&Row<V>) -> bool) {
+        let order = &mut self.order;
+        self.map.retain(|key, row| {
+            let kept = keep(row);
+            if !kept {
+                order.remove(&**key);
+            }
+            kept
+        });
+    }
+}
 
 /// Resident rows merged with stored ones in key order; a resident row
 /// (or tombstone) wins over the stored one.
@@ -694,7 +794,42 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+
+    #[test]
+    fn rows_read_in_key_order_whatever_the_order_of_changes() {
+        // The rows live in a hash map; reads in key order go through the
+        // sorted key set, which must follow every insert and removal.
+        let mut table: Table<u64> = Table::new("t");
+        let mut expected = BTreeMap::new();
+        for i in 0..500u64 {
+            let key = format!("k{:03}", (i * 7919) % 500);
+            table.insert(key.as_str(), i);
+            expected.insert(key, i);
+        }
+        for i in (0..500u64).step_by(3) {
+            let key = format!("k{i:03}");
+            assert_eq!(table.remove(&key), expected.remove(&key));
+        }
+        *table.get_or_insert_with("k000", || 0) += 1;
+        *expected.entry("k000".to_string()).or_insert(0) += 1;
+        let read: Vec<(String, u64)> = table.iter().map(|(k, v)| (k.into_owned(), *v)).collect();
+        assert_eq!(read, expected.clone().into_iter().collect::<Vec<_>>());
+        let under: Vec<String> = table.with_prefix("k01").map(|(k, _)| k.into_owned()).collect();
+        let want: Vec<String> = expected.keys().filter(|k| k.starts_with("k01")).cloned().collect();
+        assert_eq!(under, want);
+        // `next_key` walks the same order, skipping removed rows.
+        let mut walked = Vec::new();
+        let mut at = table.first_key();
+        while let Some(key) = at {
+            at = table.next_key(Some(&key));
+            walked.push(key);
+        }
+        assert_eq!(walked, expected.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(table.len(), expected.len());
+    }
 
     #[test]
     fn changed_rows_round_trip_through_restore() {
