@@ -28,7 +28,9 @@ fn ids_in_runs_stay_idempotent_across_restarts() -> anyhow::Result<()> {
     }
     let stats = ledger.id_index_stats();
     assert_eq!(stats.memtable_ids + stats.run_ids, 600, "{stats:?}");
-    assert!(stats.runs >= 1 && stats.memtable_ids < 50, "{stats:?}");
+    // In memory: the memtable (frozen at 50) and at most one frozen table
+    // the flusher thread may still be writing out.
+    assert!(stats.runs >= 1 && stats.memtable_ids < 2 * 50, "{stats:?}");
     assert!(stats.run_memory_bytes > 0, "{stats:?}");
 
     // The first batch's ids are in the oldest run: an exact retry gets the
