@@ -344,13 +344,17 @@ mod tests {
     #[test]
     fn ledger_accepts_the_events_and_raw_frames_match_its_bytes() {
         let dir = bench_dir().expect("temp dir");
-        let ledger = open_ledger(dir.path()).expect("open");
+        // Sizes of the closed ledger: open, its tail segment also holds
+        // the writer's preallocated zeros.
+        drop(open_ledger(dir.path()).expect("open"));
+        let before = dir_bytes(&dir.path().join("log")).expect("size");
+        let ledger = open_ledger(dir.path()).expect("reopen");
         let mut source = EventSource::default();
         let events = source.events(64);
         let frames = raw_frames(&events);
-        let before = dir_bytes(&dir.path().join("log")).expect("size");
         let outcome = ledger.append(AppendRequest::new(events)).expect("append");
         assert_eq!(outcome.receipts.len(), 64);
+        drop(ledger);
         let after = dir_bytes(&dir.path().join("log")).expect("size");
         assert_eq!(after - before, frames.len() as u64);
     }

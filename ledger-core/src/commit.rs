@@ -36,6 +36,7 @@ use crate::reader::read_one;
 use crate::segment::file::{SegmentHeader, create_segment};
 use crate::segment::frame::{FLAG_BATCH_END, begin_frame, end_canonical, finish_frame};
 use crate::segment::index::SegmentInfo;
+use crate::segment::prealloc::Prealloc;
 use crate::signer::Signer;
 use crate::store::{IndexBatch, IndexedEvent, TreeNode};
 
@@ -80,6 +81,9 @@ pub(crate) struct Writer {
     /// The key signing the next group (also in `Shared`, for readers; only
     /// this thread changes either).
     pub(crate) signer: Arc<dyn Signer>,
+    /// Synced zeros ahead of `len` in the tail segment, so that fsyncs do
+    /// not also commit a new file size.
+    pub(crate) prealloc: Prealloc,
 }
 
 /// A record staged in the current group.
@@ -217,6 +221,10 @@ impl Writer {
             let mut scratch = std::mem::take(&mut self.scratch);
             self.commit_group(group, n_events, &mut scratch);
             self.scratch = scratch;
+        }
+        // Stopping: the tail segment ends at its last record again.
+        if let Err(err) = self.prealloc.finish(&self.file, self.len) {
+            tracing::warn!(error = %err, segment = %self.path.display(), "cutting the preallocated zeros off the tail segment failed; the next open truncates them");
         }
     }
 
@@ -623,7 +631,9 @@ impl Writer {
             self.roll()?;
         }
         let offset = self.len;
-        let written = self.file.write_all(buf).and_then(|()| {
+        let n = buf.len() as u64;
+        let file = &mut self.file;
+        let written = self.prealloc.write(offset, n, || file.write_all(buf)).and_then(|()| {
             if self.shared.config.unsafe_no_sync {
                 Ok(())
             } else {
@@ -633,10 +643,12 @@ impl Writer {
         if let Err(err) = written {
             // Best effort: take the partial group back off the disk. Recovery
             // would drop it anyway if its batch-end frame is missing.
+            let _ = self.prealloc.finish(&self.file, offset);
             let _ = self.file.set_len(offset).and_then(|()| self.file.sync_all());
             return Err(LedgerError::io(format!("appending to {}", self.path.display()), err));
         }
-        self.len += buf.len() as u64;
+        self.len += n;
+        self.prealloc.wrote(self.len, self.shared.config.segment_max_bytes);
         Ok(offset)
     }
 
@@ -646,6 +658,11 @@ impl Writer {
             tree_hash: self.shared.identity.tree_hash,
             first_seq: self.next_seq,
         };
+        // Only the last segment may end in zeros (FORMAT §10.3): cut them
+        // off this one, durably, before the next one exists.
+        self.prealloc
+            .finish(&self.file, self.len)
+            .map_err(|e| LedgerError::io(format!("closing {}", self.path.display()), e))?;
         let (file, path) = create_segment(&self.shared.log_dir, header)?;
         let read_handle = File::open(&path).map_err(|e| LedgerError::io(format!("opening {}", path.display()), e))?;
         let len = crate::segment::file::SEGMENT_HEADER_LEN;
@@ -663,6 +680,9 @@ impl Writer {
                 sparse: Vec::new(),
             });
         tracing::info!(segment = %path.display(), first_seq = self.next_seq, "started a new segment");
+        self.prealloc
+            .start(&file, len, self.shared.config.segment_max_bytes)
+            .map_err(|e| LedgerError::io(format!("preallocating {}", path.display()), e))?;
         self.file = file;
         self.path = path;
         self.len = len;

@@ -37,6 +37,11 @@ pub struct LedgerConfig {
     pub index_cache_bytes: u64,
     /// Requests queued for the writer before callers block (back-pressure).
     pub queue_depth: usize,
+    /// Synced zero bytes kept ahead of the writer in the tail segment, so
+    /// that a group's fdatasync flushes data without also committing a new
+    /// file size (`segment/prealloc.rs`); 0 turns it off. They are cut off
+    /// when a segment closes and when the ledger closes.
+    pub preallocate_bytes: u64,
     /// Skip fdatasync. Only for benchmarks that measure the cost of the
     /// rest; an acknowledged append is then NOT durable.
     pub unsafe_no_sync: bool,
@@ -58,6 +63,7 @@ impl Default for LedgerConfig {
             id_memtable_ids: crate::ids::DEFAULT_MEMTABLE_IDS,
             index_cache_bytes: crate::store::DEFAULT_INDEX_CACHE_BYTES,
             queue_depth: 1024,
+            preallocate_bytes: 8 * 1024 * 1024,
             unsafe_no_sync: false,
             secret_scan: ScanConfig::default(),
         }

@@ -38,6 +38,7 @@ use crate::rotation::check_not_retired;
 use crate::scan::SecretScanner;
 use crate::segment::file::sync_dir;
 use crate::segment::index::LogIndex;
+use crate::segment::prealloc::Prealloc;
 use crate::segment::recovery::{ScanOutcome, open_tail, scan_log};
 use crate::signer::Signer;
 use crate::store::{DERIVED_LEVELS, IndexBatch, IndexedEvent, LEAF_RUN, SledStore, Store, TreeNode};
@@ -309,6 +310,15 @@ impl Ledger {
         let mut file = open_tail(&tail_path)?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(tail_len))
             .map_err(|e| LedgerError::io(format!("seeking {}", tail_path.display()), e))?;
+        let step = if config.unsafe_no_sync {
+            0
+        } else {
+            config.preallocate_bytes
+        };
+        let prealloc = Prealloc::new(step).map_err(|e| LedgerError::io("spawning the preallocation thread", e))?;
+        prealloc
+            .start(&file, tail_len, config.segment_max_bytes)
+            .map_err(|e| LedgerError::io(format!("preallocating {}", tail_path.display()), e))?;
         let writer = Writer {
             shared: Arc::clone(&shared),
             file,
@@ -323,6 +333,7 @@ impl Ledger {
             poisoned: None,
             scratch: Default::default(),
             signer,
+            prealloc,
         };
         let indexer_store = Arc::clone(&store);
         let indexer = std::thread::Builder::new()

@@ -375,3 +375,88 @@ fn delete_index(dir: &std::path::Path) -> std::io::Result<()> {
         }
     }
 }
+
+/// The fixture's last batch (seqs 6–8) torn the way power loss tears a
+/// write into preallocated zeros: a page of it never reached the disk
+/// (zeros in the middle), the bytes after that did. `zeros_after` bytes of
+/// preallocated space follow.
+fn torn_into_preallocated(zeros_after: usize) -> anyhow::Result<tempfile::TempDir> {
+    let work = copy_fixture()?;
+    let segment = work.path().join(SEGMENT);
+    let frames = frames(&segment)?;
+    let mut bytes = std::fs::read(&segment)?;
+    let (hole_start, hole_end) = (frames[7].0 as usize, frames[7].1 as usize);
+    bytes[hole_start..hole_end].fill(0);
+    assert_ne!(
+        bytes[frames[8].0 as usize..].iter().max(),
+        Some(&0),
+        "seq 8 still has its bytes"
+    );
+    bytes.extend(std::iter::repeat_n(0u8, zeros_after));
+    std::fs::write(&segment, &bytes)?;
+    Ok(work)
+}
+
+#[test]
+fn write_torn_into_preallocated_zeros_is_a_torn_tail() -> anyhow::Result<()> {
+    let work = torn_into_preallocated(8192)?;
+    let segment = work.path().join(SEGMENT);
+    let frames = frames_of_fixture()?;
+    let ledger = open(work.path())?;
+    assert_eq!(ledger.len(), 6, "the torn batch goes whole, the rest stays");
+    assert_eq!(std::fs::metadata(&segment)?.len(), frames[5].1);
+    assert_eq!(ledger.checkpoint().note, ledger.checkpoint_at(6)?.note);
+    Ok(())
+}
+
+#[test]
+fn a_hole_without_preallocated_zeros_after_it_is_corruption() -> anyhow::Result<()> {
+    // Fewer zero bytes at the end than the writer always keeps: the file
+    // does not end in preallocated space, so the hole is damage.
+    let work = torn_into_preallocated(100)?;
+    let frames = frames_of_fixture()?;
+    let err = open(work.path()).expect_err("must refuse").downcast::<LedgerError>()?;
+    let (segment, offset, seq, reason) = corrupt_error(err);
+    assert!(segment.ends_with(SEGMENT), "{}", segment.display());
+    assert_eq!((offset, seq), (frames[7].0, Some(7)), "{reason}");
+    Ok(())
+}
+
+/// `(offset, end)` of every frame of the untouched fixture segment.
+fn frames_of_fixture() -> anyhow::Result<Vec<(u64, u64)>> {
+    frames(&fixture_dir().join(SEGMENT))
+}
+
+#[test]
+fn the_writer_keeps_zeros_ahead_and_cuts_them_off_on_close() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let segment = dir.path().join(SEGMENT);
+    let ledger = open(dir.path())?;
+    ledger.append(health_batch("ops-hub", 0, 3))?;
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&segment)?.len() < 4 * 1024 * 1024 {
+        anyhow::ensure!(
+            started.elapsed().as_secs() < 10,
+            "no zeros preallocated ahead of the writer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(ledger);
+    let frames = frames(&segment)?;
+    assert_eq!(frames.len(), 3);
+    assert_eq!(
+        std::fs::metadata(&segment)?.len(),
+        frames[2].1,
+        "zeros cut off on close"
+    );
+    // And it reopens, appends and closes the same way.
+    let ledger = open(dir.path())?;
+    assert_eq!(ledger.append(health_batch("ops-hub", 3, 2))?.receipts[0].seq, 3);
+    drop(ledger);
+    assert_eq!(std::fs::metadata(&segment)?.len(), frames_end(&segment)?);
+    Ok(())
+}
+
+fn frames_end(segment: &Path) -> anyhow::Result<u64> {
+    Ok(frames(segment)?.last().map_or(SEGMENT_HEADER_LEN, |f| f.1))
+}

@@ -12,7 +12,9 @@
 //! of records the derived index or a saved signed checkpoint already saw
 //! committed: those were acknowledged, so losing them is damage, not a crash
 //! artefact. A zero-filled tail in the last segment (power loss after block
-//! allocation) is a torn tail too.
+//! allocation) is a torn tail too, and so is a damaged frame in a last
+//! segment that still ends in the writer's preallocated zeros: power loss
+//! during a write into them can persist its pages in any order.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -238,6 +240,15 @@ fn scan_segment(
                 // blocks after the last write: a torn tail, not damage.
                 break Some((offset, "zero-filled tail".to_string()));
             }
+            Err(FrameProblem::AbsurdLength { offset, .. } | FrameProblem::BadCrc { offset, .. })
+                if is_last && ends_in_zeros(&file, offset, file_len)? =>
+            {
+                // The writer's preallocated zeros (`prealloc.rs`) still end
+                // the file, so the crash hit a write into them, and power
+                // loss persists such a write's pages in any order: the
+                // group that was torn was never acknowledged.
+                break Some((offset, "torn write into preallocated zeros".to_string()));
+            }
             Err(problem) => {
                 let (offset, reason) = match problem {
                     FrameProblem::Incomplete { offset } => (offset, "incomplete frame in a closed segment".to_string()),
@@ -379,6 +390,19 @@ fn all_zero_from(file: &File, offset: u64, end: u64) -> Result<bool> {
         at += n as u64;
     }
     Ok(true)
+}
+
+/// Bytes at the end of a file that, all zero, show the writer's
+/// preallocated space (at least this much of it is always kept).
+pub(crate) const PREALLOCATED_EVIDENCE: u64 = 4096;
+
+/// Whether the last [`PREALLOCATED_EVIDENCE`] bytes of the file, all after
+/// `offset`, are zero.
+fn ends_in_zeros(file: &File, offset: u64, end: u64) -> Result<bool> {
+    match end.checked_sub(PREALLOCATED_EVIDENCE) {
+        Some(from) if from > offset => all_zero_from(file, from, end),
+        _ => Ok(false),
+    }
 }
 
 /// Opens the tail segment for appending at `len`.
