@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, RwLock};
 
+use super::scratch::ScratchDir;
+
 /// First byte of a page's sled key (engine keys start with `0xFF`).
 pub(crate) const PAGE_PREFIX: u8 = 0x00;
 /// A page is split once its encoded entries exceed this many bytes.
@@ -76,6 +78,10 @@ pub(crate) struct PagedTree {
     /// Held by the applier from reading the pages it rewrites to updating
     /// the index.
     applying: Mutex<()>,
+    /// A scratch store's directory (time travel), removed once `tree`, the
+    /// last handle on its database, is dropped: declared after it, so
+    /// dropped after it.
+    _scratch_dir: Option<ScratchDir>,
 }
 
 impl PagedTree {
@@ -86,6 +92,17 @@ impl PagedTree {
             tree,
             pages: RwLock::new(pages),
             applying: Mutex::new(()),
+            _scratch_dir: None,
+        }
+    }
+
+    /// An empty tree of a scratch database of its own, whose directory
+    /// `dir` is removed when the tree is dropped. `tree` must be the only
+    /// handle left on that database.
+    pub(crate) fn scratch(tree: sled::Tree, dir: ScratchDir) -> PagedTree {
+        PagedTree {
+            _scratch_dir: Some(dir),
+            ..PagedTree::new(tree, PageIndex::new())
         }
     }
 

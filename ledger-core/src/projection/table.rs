@@ -14,8 +14,10 @@
 //! read back from the store when asked for. What a table holds therefore
 //! does not grow with the log (closed tasks, sealed seq chunks and old
 //! metric windows are read once more at most), and what a fold or a query
-//! sees is the same whether a row is resident or not. A table without a
-//! store (a scratch fold, time travel, tests) keeps every row.
+//! sees is the same whether a row is resident or not. A time-travel fold
+//! attaches its tables to a scratch store of its own (see `scratch`). A
+//! table without a store (in tests, or one its projection does not list in
+//! `cached`) keeps every row.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -69,6 +71,10 @@ impl RowStore {
     pub(crate) fn new(tree: Arc<PagedTree>) -> RowStore {
         RowStore { tree }
     }
+
+    pub(crate) fn tree(&self) -> &Arc<PagedTree> {
+        &self.tree
+    }
 }
 
 /// What the engine needs of a table to bound a projection's memory: a
@@ -77,6 +83,11 @@ pub trait Cached {
     /// Backs the table with `store`: the rows it evicts are read from
     /// there. Called before the stored rows are restored.
     fn attach(&mut self, store: &RowStore);
+
+    /// The store [`Cached::attach`] backed the table with, if any: a
+    /// scratch state's digest reads the rows its fold flushed from there
+    /// (see `engine::scratch_digest`).
+    fn store(&self) -> Option<&RowStore>;
 
     /// Approximate bytes of the resident rows (their stored size plus a
     /// fixed overhead per row).
@@ -582,6 +593,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
 impl<V: Serialize + DeserializeOwned + Clone> Cached for Table<V> {
     fn attach(&mut self, store: &RowStore) {
         self.store = Some(store.clone());
+    }
+
+    fn store(&self) -> Option<&RowStore> {
+        self.store.as_ref()
     }
 
     fn resident_bytes(&self) -> usize {
