@@ -35,8 +35,9 @@
 //!    second, the growth over the VmRSS before it of VmHWM (reset before
 //!    each fold, after `malloc_trim` has handed the previous fold's memory
 //!    back) and of VmRSS while the returned state is held (trimmed again):
-//!    the process's view, sled's page cache and buffers included, which
-//!    the tables' own `Cached::resident_bytes` does not count.
+//!    the heap the rows really take, which the tables' own
+//!    `Cached::resident_bytes` only estimates (the kernel's cache of the
+//!    scratch file is not in either).
 //!
 //! The log is appended with `unsafe_no_sync` (filling is not what is
 //! measured; the bytes are the same). `--keep-logs DIR` keeps each size's

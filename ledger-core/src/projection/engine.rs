@@ -18,9 +18,9 @@
 //! `meta` on generation g; stray generations are dropped on open.
 //!
 //! Time travel folds a `fresh()` instance the same way, bounded by the same
-//! resident budget, into a scratch database of its own under `scratch/`
-//! (see `scratch`), which goes when the returned state is dropped; what a
-//! crash leaves there is removed on open.
+//! resident budget, into a scratch file of its own under `scratch/` (see
+//! `scratch`), which goes when the returned state is dropped; what a crash
+//! leaves there is removed on open.
 //!
 //! Appends never wait on projections: the engine runs on its own thread and
 //! reports its lag. Far behind the log (after open, a version bump, a new
@@ -498,9 +498,12 @@ fn note_fault(position: &mut Position, seq: u64, fault: Fault) {
 
 /// Backs the tables of `state` with `tree`.
 fn attach<P: Projection>(state: &mut P, tree: &Arc<PagedTree>) {
-    let store = RowStore::new(Arc::clone(tree));
+    attach_to(state, &RowStore::new(Arc::clone(tree)));
+}
+
+fn attach_to<P: Projection>(state: &mut P, store: &RowStore) {
     for table in state.cached() {
-        table.attach(&store);
+        table.attach(store);
     }
 }
 
@@ -909,10 +912,10 @@ impl<P: Projection> ProjectionHandle<P> {
     /// [`FLUSH_RECORDS`] and evicted down to the slot's resident budget,
     /// and once more at the end, so that the state returned holds no more
     /// than a live one: held whole, it grew with `end` (BENCHMARKS.md,
-    /// "Time travel"). The store is a scratch database of its own, which
-    /// the tables keep open and remove when the last of them is dropped. A
-    /// projection that lists no tables keeps its whole state in memory, as
-    /// it does live.
+    /// "Time travel"). The store is a scratch file of its own (`scratch`),
+    /// which the tables keep open and remove when the last of them is
+    /// dropped. A projection that lists no tables keeps its whole state in
+    /// memory, as it does live.
     fn fold_scratch(&self, end: u64) -> Result<P> {
         let mut state = self.read().fresh();
         let ledger = &self.inner.ledger;
@@ -924,20 +927,26 @@ impl<P: Projection> ProjectionHandle<P> {
             })?;
             return Ok(state);
         }
-        let tree = scratch::open(&self.inner.scratch_root).map_err(store_err)?;
-        attach(&mut state, &tree);
+        let pages = scratch::ScratchPages::create(&self.inner.scratch_root).map_err(|err| {
+            ProjectionError::Store(format!(
+                "creating a time-travel scratch store in {}: {err}",
+                self.inner.scratch_root.display()
+            ))
+        })?;
+        let store = RowStore::scratch(Arc::new(pages));
+        attach_to(&mut state, &store);
         let budget = self.slot.resident_bytes;
         let mut unflushed = 0u64;
         fold_range(ledger, 0, end, Vec::new(), &mut |records| {
             fold_skipping_faults(&mut state, records, &mut effects);
             unflushed += records.len() as u64;
             if unflushed >= FLUSH_RECORDS {
-                flush_scratch(&mut state, &tree, budget)?;
+                flush_scratch(&mut state, &store, budget)?;
                 unflushed = 0;
             }
             Ok(())
         })?;
-        flush_scratch(&mut state, &tree, budget)?;
+        flush_scratch(&mut state, &store, budget)?;
         Ok(state)
     }
 }
@@ -953,7 +962,7 @@ fn fold_skipping_faults<P: Projection>(state: &mut P, records: &[Record], effect
 
 /// Writes a scratch state's changed rows to its store and evicts it down
 /// to `budget`: a replay's flush, without position or faults.
-fn flush_scratch<P: Projection>(state: &mut P, tree: &PagedTree, budget: usize) -> Result<()> {
+fn flush_scratch<P: Projection>(state: &mut P, store: &RowStore, budget: usize) -> Result<()> {
     let mut changes = Changes::default();
     state
         .take_changes(&mut changes)
@@ -962,7 +971,7 @@ fn flush_scratch<P: Projection>(state: &mut P, tree: &PagedTree, budget: usize) 
             fault,
         })?;
     if !changes.is_empty() {
-        tree.apply(changes.entries, Vec::new()).map_err(page_err)?;
+        store.apply(changes.entries).map_err(page_err)?;
     }
     evict(state, budget);
     Ok(())
@@ -1393,9 +1402,9 @@ fn flush_all(slots: &[Arc<dyn ErasedSlot>]) {
 
 /// The digest a scratch instance (time travel, a test fold) would have once
 /// stored: the same function as the live digest. Takes its changes: a
-/// state whose tables have a store (time travel's scratch store) writes
-/// them there and digests what is stored, as the live digest does; one
-/// without is digested from its changes alone.
+/// state whose tables have a store (time travel's scratch store) stores
+/// them and digests what is stored, as the live digest does; one without
+/// is digested from its changes alone.
 pub fn scratch_digest<P: Projection>(state: &mut P, applied: u64) -> Result<StateDigest> {
     let name = state.name().to_string();
     let mut changes = Changes::default();
@@ -1406,19 +1415,17 @@ pub fn scratch_digest<P: Projection>(state: &mut P, applied: u64) -> Result<Stat
             fault,
         })?;
     // The engine attaches every table of a state to one store.
-    let store = state
-        .cached()
-        .iter()
-        .find_map(|table| table.store().map(|store| Arc::clone(store.tree())));
+    let store = state.cached().iter().find_map(|table| table.store().cloned());
     let (digest, entries) = match store {
-        Some(tree) => {
-            tree.apply(changes.entries, Vec::new()).map_err(page_err)?;
+        Some(store) => {
+            store.apply(changes.entries).map_err(page_err)?;
             let mut digest = Digester::new();
-            pages::read_all(tree.tree(), |key, value| {
-                digest.add(key, value);
-                Ok(())
-            })
-            .map_err(page_err)?;
+            store
+                .for_each(|key, value| {
+                    digest.add(key, value);
+                    Ok(())
+                })
+                .map_err(page_err)?;
             digest.finish()
         }
         None => {
@@ -1975,11 +1982,8 @@ mod tests {
         // A state still held across a reopen, and what a crash leaves.
         let mut held = tasks.at_seq(len - 1).unwrap();
         let [held_store] = scratch_stores(&proj).try_into().unwrap();
-        let crashed = proj.join(scratch::SCRATCH_DIR).join("1-2-3");
-        let db = sled::Config::new().path(&crashed).open().unwrap();
-        db.insert(b"k", b"v").unwrap();
-        db.flush().unwrap();
-        drop(db);
+        // A killed process's store: its file, no longer locked.
+        std::fs::write(proj.join(scratch::SCRATCH_DIR).join("1-2-3"), b"pages").unwrap();
         assert_eq!(scratch_stores(&proj).len(), 2);
         engine.close().unwrap();
         drop((engine, tasks));
