@@ -428,7 +428,8 @@ def section_replay(run: Run) -> str:
     if travels:
         lines += [
             "",
-            "Time travel (`--time-travel`): each a scratch fold from seq 0 holding its whole state in memory; "
+            "Time travel (`--time-travel`): each a scratch fold from seq 0, flushed to a scratch store and evicted "
+            "down to the resident budget as it goes; "
             "RSS growth over the RSS before the fold.",
             "",
             "| records | projection | as of | records folded | time s | records/s | peak RSS growth MiB | held MiB |",

@@ -29,21 +29,23 @@
 //!    1 M records (a replay holds a second copy of the state);
 //! 5. with `--time-travel`, **time travel of each projection**:
 //!    `at_seq(N/2)`, `at_seq(N-1)` and `at_time` of record N/2's
-//!    `recorded_at`, each a scratch fold from seq 0 that keeps its whole
-//!    state in memory. For each: wall time, records folded per second, the
-//!    growth over the VmRSS before it of VmHWM (reset before each fold,
-//!    after `malloc_trim` has handed the previous fold's memory back) and
-//!    of VmRSS while the returned state is held (trimmed again). (The
-//!    tables' own `Cached::resident_bytes` would not do: a row's value is
-//!    sized when it is flushed, and a scratch fold never flushes.)
+//!    `recorded_at`, each a scratch fold from seq 0 (flushed into a
+//!    scratch store on disk and evicted down to the resident budget as it
+//!    goes, like a replay). For each: wall time, records folded per
+//!    second, the growth over the VmRSS before it of VmHWM (reset before
+//!    each fold, after `malloc_trim` has handed the previous fold's memory
+//!    back) and of VmRSS while the returned state is held (trimmed again):
+//!    the heap the rows really take, which the tables' own
+//!    `Cached::resident_bytes` only estimates (the kernel's cache of the
+//!    scratch file is not in either).
 //!
 //! The log is appended with `unsafe_no_sync` (filling is not what is
 //! measured; the bytes are the same). `--keep-logs DIR` keeps each size's
 //! ledger in `DIR/<N>` and reuses it on the next run (the open scan still
 //! verifies it), so that runs compare on the very same log; `--no-singles`
 //! skips phase 4 at every size; `--time-travel` adds phase 5 (off by
-//! default, as at 10 M records each fold holds ten times the state;
-//! `benches/run.sh` turns it on for its one size: ~10 s at 1 M).
+//! default, as at 10 M records each fold takes ten times as long;
+//! `benches/run.sh` turns it on for its one size: ~10-15 s at 1 M).
 //! `--resident-mib N` bounds each projection's resident state to N MiB
 //! (`ProjectionsConfig`; the engine's default otherwise). `--json FILE`
 //! also writes the figures as JSON, for the one-command report

@@ -17,6 +17,11 @@
 //! swapped in and `meta` switched, in that order. A crash mid-replay leaves
 //! `meta` on generation g; stray generations are dropped on open.
 //!
+//! Time travel folds a `fresh()` instance the same way, bounded by the same
+//! resident budget, into a scratch file of its own under `scratch/` (see
+//! `scratch`), which goes when the returned state is dropped; what a crash
+//! leaves there is removed on open.
+//!
 //! Appends never wait on projections: the engine runs on its own thread and
 //! reports its lag. Far behind the log (after open, a version bump, a new
 //! projection) it catches up in rounds, every projection folding on a
@@ -39,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pages::{self, Change, PageError, PageIndex, PagedTree};
 use super::pipeline::{CHUNK_RECORDS, SendFold, fold_range};
-use super::{Changes, Effects, Fault, Projection, RowStore};
+use super::{Changes, Effects, Fault, Projection, RowStore, scratch};
 use crate::error::LedgerError;
 use crate::event::{AppendRequest, timestamp_ns};
 use crate::ledger::Ledger;
@@ -251,20 +256,42 @@ pub struct StateDigest {
 /// `evidence-ledger/projection-digest/v1\n`. Engine keys (0xFF prefix) are
 /// not state and are skipped.
 pub fn digest_entries<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> (String, u64) {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"evidence-ledger/projection-digest/v1\n");
-    let mut n = 0u64;
+    let mut digest = Digester::new();
     for (key, value) in entries {
-        if key.first() == Some(&ENGINE_PREFIX) {
-            continue;
-        }
-        hasher.update(&(key.len() as u32).to_le_bytes());
-        hasher.update(key);
-        hasher.update(&(value.len() as u32).to_le_bytes());
-        hasher.update(value);
-        n += 1;
+        digest.add(key, value);
     }
-    (hasher.finalize().to_hex().to_string(), n)
+    digest.finish()
+}
+
+/// [`digest_entries`] fed one entry at a time, so that a stored state can
+/// be digested as it is read.
+struct Digester {
+    hasher: blake3::Hasher,
+    entries: u64,
+}
+
+impl Digester {
+    fn new() -> Digester {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"evidence-ledger/projection-digest/v1\n");
+        Digester { hasher, entries: 0 }
+    }
+
+    /// Adds the next entry in key order (engine keys are skipped).
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        if key.first() == Some(&ENGINE_PREFIX) {
+            return;
+        }
+        self.hasher.update(&(key.len() as u32).to_le_bytes());
+        self.hasher.update(key);
+        self.hasher.update(&(value.len() as u32).to_le_bytes());
+        self.hasher.update(value);
+        self.entries += 1;
+    }
+
+    fn finish(self) -> (String, u64) {
+        (self.hasher.finalize().to_hex().to_string(), self.entries)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -471,9 +498,12 @@ fn note_fault(position: &mut Position, seq: u64, fault: Fault) {
 
 /// Backs the tables of `state` with `tree`.
 fn attach<P: Projection>(state: &mut P, tree: &Arc<PagedTree>) {
-    let store = RowStore::new(Arc::clone(tree));
+    attach_to(state, &RowStore::new(Arc::clone(tree)));
+}
+
+fn attach_to<P: Projection>(state: &mut P, store: &RowStore) {
     for table in state.cached() {
-        table.attach(&store);
+        table.attach(store);
     }
 }
 
@@ -837,14 +867,16 @@ impl<P: Projection> ProjectionHandle<P> {
     }
 
     /// The state as of `seq` (records `0..=seq` folded), in a scratch
-    /// instance: nothing stored, nothing emitted.
+    /// instance: nothing emitted, nothing stored in the projection store.
+    /// Its tables keep the projection's resident budget
+    /// ([`ProjectionsConfig::resident_bytes`]) in memory and the rest in a
+    /// scratch store on disk, removed when the state is dropped.
     pub fn at_seq(&self, seq: u64) -> Result<P> {
         let len = self.inner.ledger.len();
         if seq >= len {
             return Err(ProjectionError::BeyondLog { seq, len });
         }
-        let state = self.read().fresh();
-        fold_scratch(&self.inner.ledger, state, seq + 1)
+        self.fold_scratch(seq + 1)
     }
 
     /// The state as of time `at`: every record the ledger recorded at or
@@ -866,28 +898,83 @@ impl<P: Projection> ProjectionHandle<P> {
         if end == 0 {
             return Ok(None);
         }
-        let state = self.read().fresh();
-        Ok(Some((fold_scratch(&self.inner.ledger, state, end)?, end)))
+        Ok(Some((self.fold_scratch(end)?, end)))
     }
 
     /// Stored faults from `from_seq`: (seq, reason).
     pub fn faults(&self, from_seq: u64, limit: usize) -> Result<Vec<(u64, String)>> {
         ErasedSlot::faults(&*self.slot, from_seq, limit)
     }
+
+    /// Folds a `fresh()` instance over records `0..end`.
+    ///
+    /// Like a replay, its tables are attached to a store, flushed every
+    /// [`FLUSH_RECORDS`] and evicted down to the slot's resident budget,
+    /// and once more at the end, so that the state returned holds no more
+    /// than a live one: held whole, it grew with `end` (BENCHMARKS.md,
+    /// "Time travel"). The store is a scratch file of its own (`scratch`),
+    /// which the tables keep open and remove when the last of them is
+    /// dropped. A projection that lists no tables keeps its whole state in
+    /// memory, as it does live.
+    fn fold_scratch(&self, end: u64) -> Result<P> {
+        let mut state = self.read().fresh();
+        let ledger = &self.inner.ledger;
+        let mut effects = Effects::default();
+        if state.cached().is_empty() {
+            fold_range(ledger, 0, end, Vec::new(), &mut |records| {
+                fold_skipping_faults(&mut state, records, &mut effects);
+                Ok(())
+            })?;
+            return Ok(state);
+        }
+        let pages = scratch::ScratchPages::create(&self.inner.scratch_root).map_err(|err| {
+            ProjectionError::Store(format!(
+                "creating a time-travel scratch store in {}: {err}",
+                self.inner.scratch_root.display()
+            ))
+        })?;
+        let store = RowStore::scratch(Arc::new(pages));
+        attach_to(&mut state, &store);
+        let budget = self.slot.resident_bytes;
+        let mut unflushed = 0u64;
+        fold_range(ledger, 0, end, Vec::new(), &mut |records| {
+            fold_skipping_faults(&mut state, records, &mut effects);
+            unflushed += records.len() as u64;
+            if unflushed >= FLUSH_RECORDS {
+                flush_scratch(&mut state, &store, budget)?;
+                unflushed = 0;
+            }
+            Ok(())
+        })?;
+        flush_scratch(&mut state, &store, budget)?;
+        Ok(state)
+    }
 }
 
-/// Folds a scratch instance over records `0..end`.
-fn fold_scratch<P: Projection>(ledger: &Ledger, mut state: P, end: u64) -> Result<P> {
-    let mut effects = Effects::default();
-    fold_range(ledger, 0, end, Vec::new(), &mut |records| {
-        for record in records {
-            // Faults are the live engine's to list; a scratch fold skips them.
-            let _ = state.apply(record, &mut effects);
-            effects.take();
-        }
-        Ok(())
-    })?;
-    Ok(state)
+/// Folds `records` into a scratch state. Faults are the live engine's to
+/// list; effects its to append: a scratch fold drops both.
+fn fold_skipping_faults<P: Projection>(state: &mut P, records: &[Record], effects: &mut Effects) {
+    for record in records {
+        let _ = state.apply(record, effects);
+        effects.take();
+    }
+}
+
+/// Writes a scratch state's changed rows to its store and evicts it down
+/// to `budget`: a replay's flush, without position or faults.
+fn flush_scratch<P: Projection>(state: &mut P, store: &RowStore, budget: usize) -> Result<()> {
+    let mut changes = Changes::default();
+    state
+        .take_changes(&mut changes)
+        .map_err(|fault| ProjectionError::Fault {
+            name: state.name().to_string(),
+            fault,
+        })?;
+    if !changes.is_empty() {
+        store.apply(changes.entries).map_err(page_err)?;
+    }
+    evict(state, budget);
+    Ok(())
 }
 
 /// The number of records recorded at or before `at_ns`, by binary search
@@ -909,6 +996,8 @@ struct Inner {
     ledger: Arc<Ledger>,
     config: ProjectionsConfig,
     db: sled::Db,
+    /// Where time travel's scratch stores go (`<store>/scratch`).
+    scratch_root: std::path::PathBuf,
     /// The store writer thread's queue (catch-up rounds' batches).
     writer: SyncSender<WriteJob>,
     slots: RwLock<Vec<Arc<dyn ErasedSlot>>>,
@@ -950,6 +1039,18 @@ impl Projections {
             .cache_capacity(PROJECTION_STORE_CACHE)
             .flush_every_ms(Some(PROJECTION_STORE_FSYNC_MS));
         let db = crate::store::open_sled(&config).map_err(store_err)?;
+        // Scratch stores left by a crash; open ones (states still held by
+        // whoever opened this store before) lock theirs and stay.
+        let scratch_root = dir.as_ref().join(scratch::SCRATCH_DIR);
+        match scratch::remove_stale(&scratch_root) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, dir = %scratch_root.display(), "removed stale time-travel scratch stores")
+            }
+            Err(err) => {
+                tracing::warn!(dir = %scratch_root.display(), error = %err, "removing stale time-travel scratch stores failed")
+            }
+        }
         let (writer, jobs) = sync_channel(WRITE_QUEUE);
         // Detached: it ends when the last sender (in `Inner`) is dropped,
         // and whoever needs a slot's writes applied waits for them.
@@ -961,6 +1062,7 @@ impl Projections {
             ledger,
             config: projections_config,
             db,
+            scratch_root,
             writer,
             slots: RwLock::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -1299,26 +1401,47 @@ fn flush_all(slots: &[Arc<dyn ErasedSlot>]) {
 }
 
 /// The digest a scratch instance (time travel, a test fold) would have once
-/// stored: the same function as the live digest. Takes its changes.
+/// stored: the same function as the live digest. Takes its changes: a
+/// state whose tables have a store (time travel's scratch store) stores
+/// them and digests what is stored, as the live digest does; one without
+/// is digested from its changes alone.
 pub fn scratch_digest<P: Projection>(state: &mut P, applied: u64) -> Result<StateDigest> {
+    let name = state.name().to_string();
     let mut changes = Changes::default();
     state
         .take_changes(&mut changes)
         .map_err(|fault| ProjectionError::Fault {
-            name: state.name().to_string(),
+            name: name.clone(),
             fault,
         })?;
-    let entries: BTreeMap<Vec<u8>, Vec<u8>> = changes
-        .entries
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-    let (digest, n) = digest_entries(entries.iter().map(|(k, v)| (&k[..], &v[..])));
+    // The engine attaches every table of a state to one store.
+    let store = state.cached().iter().find_map(|table| table.store().cloned());
+    let (digest, entries) = match store {
+        Some(store) => {
+            store.apply(changes.entries).map_err(page_err)?;
+            let mut digest = Digester::new();
+            store
+                .for_each(|key, value| {
+                    digest.add(key, value);
+                    Ok(())
+                })
+                .map_err(page_err)?;
+            digest.finish()
+        }
+        None => {
+            let entries: BTreeMap<Vec<u8>, Vec<u8>> = changes
+                .entries
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+            digest_entries(entries.iter().map(|(k, v)| (&k[..], &v[..])))
+        }
+    };
     Ok(StateDigest {
-        name: state.name().to_string(),
+        name,
         applied,
         digest,
-        entries: n,
+        entries,
     })
 }
 
@@ -1421,6 +1544,38 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(10);
 
+    /// The digest of `state` folded over records `0..end` by `read_range`,
+    /// record by record, with no store: what every other fold must reach.
+    fn plain_digest<P: Projection>(ledger: &Ledger, mut state: P, end: u64) -> String {
+        let mut effects = Effects::default();
+        let mut seq = 0;
+        while seq < end {
+            let n = (end - seq).min(1000) as usize;
+            for record in ledger.read_range(seq, n).unwrap() {
+                let _ = state.apply(&record, &mut effects);
+                seq += 1;
+            }
+        }
+        scratch_digest(&mut state, seq).unwrap().digest
+    }
+
+    /// A ledger of `appends` x 1000 sample events.
+    fn sample_ledger(dir: &std::path::Path, appends: usize) -> Arc<Ledger> {
+        let ledger = open_ledger(dir);
+        let mut source = crate::sample::SampleEvidence::new(5);
+        for _ in 0..appends {
+            ledger.append(AppendRequest::new(source.take_events(1000))).unwrap();
+        }
+        ledger
+    }
+
+    fn scratch_stores(proj: &std::path::Path) -> Vec<std::path::PathBuf> {
+        match std::fs::read_dir(proj.join(scratch::SCRATCH_DIR)) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     #[test]
     fn catches_up_follows_live_persists_and_restores() {
         let dir = tempfile::tempdir().unwrap();
@@ -1504,16 +1659,8 @@ mod tests {
         use crate::projection::builtin::subjects::Subjects;
         use crate::projection::builtin::tasks::Tasks;
 
-        fn plain<P: Projection>(ledger: &Ledger, mut state: P) -> String {
-            let mut effects = Effects::default();
-            let mut seq = 0;
-            while seq < ledger.len() {
-                for record in ledger.read_range(seq, 1000).unwrap() {
-                    let _ = state.apply(&record, &mut effects);
-                    seq += 1;
-                }
-            }
-            scratch_digest(&mut state, seq).unwrap().digest
+        fn plain<P: Projection>(ledger: &Ledger, state: P) -> String {
+            plain_digest(ledger, state, ledger.len())
         }
 
         let dir = tempfile::tempdir().unwrap();
@@ -1741,6 +1888,111 @@ mod tests {
         assert!(counts.at_time(year_1500).unwrap().is_none());
         let year_3000 = DateTime::from_timestamp(32_503_680_000, 0).unwrap();
         assert_eq!(counts.at_time(year_3000).unwrap().unwrap().count("b"), 1);
+    }
+
+    /// Time travel folds like a replay: with a resident budget far below
+    /// its state, every built-in flushes into its scratch store mid-fold
+    /// and at the end, evicts, reads rows back, and still reaches the
+    /// state a plain fold held whole in memory reaches.
+    #[test]
+    fn time_travel_within_a_tiny_resident_budget_matches_a_plain_sequential_fold() {
+        use crate::projection::builtin::Builtins;
+        use crate::projection::builtin::incidents::Incidents;
+        use crate::projection::builtin::metrics::Metrics;
+        use crate::projection::builtin::subjects::Subjects;
+        use crate::projection::builtin::tasks::Tasks;
+
+        /// The bounded fold's digest and resident bytes, beside the plain
+        /// fold's digest.
+        fn travel<P: Projection + Default>(
+            handle: &ProjectionHandle<P>,
+            ledger: &Ledger,
+            seq: u64,
+        ) -> (String, usize, String) {
+            let mut state = handle.at_seq(seq).unwrap();
+            let resident = state.cached().iter().map(|table| table.resident_bytes()).sum();
+            let digest = scratch_digest(&mut state, seq + 1).unwrap().digest;
+            (digest, resident, plain_digest(ledger, P::default(), seq + 1))
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let appends = (2 * FLUSH_RECORDS as usize).div_ceil(1000) + 3;
+        let ledger = sample_ledger(dir.path(), appends);
+        let len = ledger.len();
+        let budget = 16 * 1024;
+        let config = ProjectionsConfig { resident_bytes: budget };
+        let proj = dir.path().join("proj");
+        let engine = Projections::open_with(Arc::clone(&ledger), &proj, config).unwrap();
+        let builtins = Builtins::register(&engine).unwrap();
+        // One point between two flushes, one at the end of the log.
+        for seq in [FLUSH_RECORDS + 1234, len - 1] {
+            let runs = [
+                ("tasks", travel::<Tasks>(&builtins.tasks, &ledger, seq)),
+                ("incidents", travel::<Incidents>(&builtins.incidents, &ledger, seq)),
+                ("subjects", travel::<Subjects>(&builtins.subjects, &ledger, seq)),
+                ("metrics", travel::<Metrics>(&builtins.metrics, &ledger, seq)),
+            ];
+            for (name, (digest, resident, plain)) in runs {
+                assert_eq!(digest, plain, "{name} at seq {seq}");
+                // Beyond the budget: the key filters (~1.25 bytes per
+                // stored row, one row or more per record at most).
+                assert!(
+                    resident <= budget + 2 * (seq as usize + 1),
+                    "{name} at seq {seq} keeps {resident} bytes resident"
+                );
+            }
+        }
+        // By time: the same fold as by seq.
+        let at = ledger.read(len - 1).unwrap().header.recorded_at_ns;
+        let (mut state, folded) = builtins
+            .subjects
+            .at_time_with_len(crate::event::from_timestamp_ns(at))
+            .unwrap()
+            .unwrap();
+        assert_eq!(folded, len);
+        assert_eq!(
+            scratch_digest(&mut state, len).unwrap().digest,
+            plain_digest(&ledger, Subjects::default(), len)
+        );
+        drop(state);
+        assert!(scratch_stores(&proj).is_empty(), "every scratch store is gone");
+    }
+
+    /// A returned state keeps reading its evicted rows from its scratch
+    /// store until it is dropped, which removes the store; a reopened
+    /// projection store removes the scratch stores nothing holds open.
+    #[test]
+    fn scratch_stores_go_with_their_state_and_stale_ones_on_open() {
+        use crate::projection::builtin::tasks::Tasks;
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = sample_ledger(dir.path(), 3);
+        let len = ledger.len();
+        let proj = dir.path().join("proj");
+        let config = ProjectionsConfig { resident_bytes: 4096 };
+        let engine = Projections::open_with(Arc::clone(&ledger), &proj, config.clone()).unwrap();
+        let tasks = engine.register(Tasks::default()).unwrap();
+        let expected = plain_digest(&ledger, Tasks::default(), len);
+
+        let state = tasks.at_seq(len - 1).unwrap();
+        assert_eq!(scratch_stores(&proj).len(), 1);
+        drop(state);
+        assert!(scratch_stores(&proj).is_empty(), "the store went with the state");
+
+        // A state still held across a reopen, and what a crash leaves.
+        let mut held = tasks.at_seq(len - 1).unwrap();
+        let [held_store] = scratch_stores(&proj).try_into().unwrap();
+        // A killed process's store: its file, no longer locked.
+        std::fs::write(proj.join(scratch::SCRATCH_DIR).join("1-2-3"), b"pages").unwrap();
+        assert_eq!(scratch_stores(&proj).len(), 2);
+        engine.close().unwrap();
+        drop((engine, tasks));
+        let engine = Projections::open_with(Arc::clone(&ledger), &proj, config).unwrap();
+        assert_eq!(scratch_stores(&proj), [held_store]);
+        assert_eq!(scratch_digest(&mut held, len).unwrap().digest, expected);
+        drop(held);
+        assert!(scratch_stores(&proj).is_empty());
+        drop(engine);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod engine;
 mod filter;
 mod pages;
 mod pipeline;
+mod scratch;
 pub mod table;
 
 pub use engine::{

@@ -59,6 +59,9 @@ pub(crate) enum PageError {
     /// The page index's lock was poisoned by a panic.
     #[error("page index lock poisoned")]
     Poisoned,
+    /// A scratch store's file failed (see `scratch`).
+    #[error("scratch store: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// One generation's tree with the index of its pages.
@@ -100,54 +103,17 @@ impl PagedTree {
     /// batch.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PageError> {
         let pages = self.pages.read().map_err(|_| PageError::Poisoned)?;
-        let Some((bound, _)) = pages
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
-            .next_back()
-        else {
-            return Ok(None);
-        };
-        let Some(page) = self.tree.get(page_key(bound))? else {
-            return Ok(None);
-        };
-        find(&page, key).map_err(|reason| corrupt(bound, reason))
+        get_in(&pages, key, |bound, _| Ok(self.tree.get(page_key(bound))?))
     }
 
     /// The stored logical entries whose key starts with `prefix` and is
     /// at or after `from`, in key order, as of the last applied batch; at
     /// most `limit` of them.
     pub(crate) fn scan(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<Entry>, PageError> {
-        let from = from.max(prefix);
         let pages = self.pages.read().map_err(|_| PageError::Poisoned)?;
-        let first = pages
-            .range::<[u8], _>((Bound::Unbounded, Bound::Included(from)))
-            .next_back()
-            .map(|(bound, _)| bound.clone())
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        for bound in pages
-            .range::<[u8], _>((Bound::Included(&first[..]), Bound::Unbounded))
-            .map(|(b, _)| b)
-        {
-            if bound.as_slice() > prefix && !bound.starts_with(prefix) {
-                break;
-            }
-            let Some(page) = self.tree.get(page_key(bound))? else {
-                continue;
-            };
-            for (key, value) in decode(&page).map_err(|reason| corrupt(bound, reason))? {
-                if key < from {
-                    continue;
-                }
-                if !key.starts_with(prefix) {
-                    return Ok(out);
-                }
-                out.push((key.to_vec(), value.to_vec()));
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
-        }
-        Ok(out)
+        scan_in(&pages, prefix, from, limit, |bound, _| {
+            Ok(self.tree.get(page_key(bound))?)
+        })
     }
 
     /// The sled tree (engine keys are read and written directly).
@@ -157,47 +123,31 @@ impl PagedTree {
 
     /// Applies `changes` (logical entries) and `engine` (engine keys,
     /// stored as they are) in one sled batch.
-    pub(crate) fn apply(&self, mut changes: Vec<Change>, engine: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), PageError> {
+    pub(crate) fn apply(&self, changes: Vec<Change>, engine: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), PageError> {
         let _applying = self.applying.lock().map_err(|_| PageError::Poisoned)?;
         // Only this applier changes the index: a copy read now stays true
         // until it is updated below.
         let pages = self.pages.read().map_err(|_| PageError::Poisoned)?.clone();
-        // Stable: of two changes to one key, the later wins below.
-        changes.sort_by(|a, b| a.0.cmp(&b.0));
         let mut batch = sled::Batch::default();
         let mut updates: Vec<(Vec<u8>, Option<usize>)> = Vec::new();
-        let mut i = 0;
-        while i < changes.len() {
-            let (bound, next) = page_of(&pages, &changes[i].0);
-            let mut j = i + 1;
-            while j < changes.len() && next.as_ref().is_none_or(|next| changes[j].0 < *next) {
-                j += 1;
-            }
-            let existing = if pages.contains_key(&bound) {
-                self.tree.get(page_key(&bound))?
-            } else {
-                None
-            };
-            let old = match &existing {
-                Some(bytes) => decode(bytes).map_err(|reason| corrupt(&bound, reason))?,
-                None => Vec::new(),
-            };
-            let merged = merge(&old, &changes[i..j]);
-            if merged.is_empty() {
-                if existing.is_some() {
-                    batch.remove(page_key(&bound));
-                    updates.push((bound, None));
+        rewrite(
+            &pages,
+            changes,
+            |bound, _| Ok(self.tree.get(page_key(bound))?),
+            |bound, page| {
+                match page {
+                    Some(encoded) => {
+                        updates.push((bound.clone(), Some(encoded.len())));
+                        batch.insert(page_key(&bound), encoded);
+                    }
+                    None => {
+                        batch.remove(page_key(&bound));
+                        updates.push((bound, None));
+                    }
                 }
-            } else {
-                for (n, piece) in split(&merged).into_iter().enumerate() {
-                    let piece_bound = if n == 0 { bound.clone() } else { piece[0].0.to_vec() };
-                    let encoded = encode(piece);
-                    updates.push((piece_bound.clone(), Some(encoded.len())));
-                    batch.insert(page_key(&piece_bound), encoded);
-                }
-            }
-            i = j;
-        }
+                Ok(())
+            },
+        )?;
         for (key, value) in engine {
             batch.insert(key, value);
         }
@@ -211,6 +161,114 @@ impl PagedTree {
         }
         Ok(())
     }
+}
+
+/// The value of logical entry `key` in the pages indexed by `pages` (lower
+/// bound → whatever the store keeps of a page), reading a page with
+/// `read(bound, what is kept)`.
+pub(crate) fn get_in<T, B: AsRef<[u8]>>(
+    pages: &BTreeMap<Vec<u8>, T>,
+    key: &[u8],
+    read: impl FnOnce(&[u8], &T) -> Result<Option<B>, PageError>,
+) -> Result<Option<Vec<u8>>, PageError> {
+    let Some((bound, kept)) = pages
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    let Some(page) = read(bound, kept)? else {
+        return Ok(None);
+    };
+    find(page.as_ref(), key).map_err(|reason| corrupt(bound, reason))
+}
+
+/// The logical entries under `prefix` from `from` on, at most `limit`, in
+/// the pages indexed by `pages` (see [`get_in`]).
+pub(crate) fn scan_in<T, B: AsRef<[u8]>>(
+    pages: &BTreeMap<Vec<u8>, T>,
+    prefix: &[u8],
+    from: &[u8],
+    limit: usize,
+    mut read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
+) -> Result<Vec<Entry>, PageError> {
+    let from = from.max(prefix);
+    let first = pages
+        .range::<[u8], _>((Bound::Unbounded, Bound::Included(from)))
+        .next_back()
+        .map(|(bound, _)| bound.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (bound, kept) in pages.range::<[u8], _>((Bound::Included(&first[..]), Bound::Unbounded)) {
+        if bound.as_slice() > prefix && !bound.starts_with(prefix) {
+            break;
+        }
+        let Some(page) = read(bound, kept)? else {
+            continue;
+        };
+        for (key, value) in decode(page.as_ref()).map_err(|reason| corrupt(bound, reason))? {
+            if key < from {
+                continue;
+            }
+            if !key.starts_with(prefix) {
+                return Ok(out);
+            }
+            out.push((key.to_vec(), value.to_vec()));
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merges `changes` into the pages indexed by `pages` (see [`get_in`]):
+/// every page a change falls in is read, merged, split if it grew past
+/// [`PAGE_BYTES`], and handed to `write(bound, Some(encoded page))`, one at
+/// a time; a page left empty is `write(bound, None)`. The index itself is
+/// the caller's to update, from what `write` was given.
+pub(crate) fn rewrite<T, B: AsRef<[u8]>>(
+    pages: &BTreeMap<Vec<u8>, T>,
+    mut changes: Vec<Change>,
+    mut read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
+    mut write: impl FnMut(Vec<u8>, Option<Vec<u8>>) -> Result<(), PageError>,
+) -> Result<(), PageError> {
+    // Stable: of two changes to one key, the later wins below.
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut i = 0;
+    while i < changes.len() {
+        let (bound, next) = page_of(pages, &changes[i].0);
+        let mut j = i + 1;
+        while j < changes.len() && next.as_ref().is_none_or(|next| changes[j].0 < *next) {
+            j += 1;
+        }
+        let existing = match pages.get(&bound) {
+            Some(kept) => read(&bound, kept)?,
+            None => None,
+        };
+        let old = match &existing {
+            Some(bytes) => decode(bytes.as_ref()).map_err(|reason| corrupt(&bound, reason))?,
+            None => Vec::new(),
+        };
+        let merged = merge(&old, &changes[i..j]);
+        if merged.is_empty() {
+            if existing.is_some() {
+                write(bound, None)?;
+            }
+        } else {
+            for (n, piece) in split(&merged).into_iter().enumerate() {
+                let piece_bound = if n == 0 { bound.clone() } else { piece[0].0.to_vec() };
+                write(piece_bound, Some(encode(piece)))?;
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+/// The logical entries of one encoded page, in key order.
+pub(crate) fn entries_of<'a>(bound: &[u8], page: &'a [u8]) -> Result<Vec<EntryRef<'a>>, PageError> {
+    decode(page).map_err(|reason| corrupt(bound, reason))
 }
 
 /// Reads every entry of `tree` in key order: logical entries unpacked
@@ -253,7 +311,7 @@ fn page_key(bound: &[u8]) -> Vec<u8> {
 
 /// The page `key` belongs in (the last bound at or below it, else the
 /// empty bound) and the next page's bound.
-fn page_of(pages: &PageIndex, key: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+fn page_of<T>(pages: &BTreeMap<Vec<u8>, T>, key: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     let bound = pages
         .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
         .next_back()

@@ -14,8 +14,10 @@
 //! read back from the store when asked for. What a table holds therefore
 //! does not grow with the log (closed tasks, sealed seq chunks and old
 //! metric windows are read once more at most), and what a fold or a query
-//! sees is the same whether a row is resident or not. A table without a
-//! store (a scratch fold, time travel, tests) keeps every row.
+//! sees is the same whether a row is resident or not. A time-travel fold
+//! attaches its tables to a scratch store of its own (see `scratch`). A
+//! table without a store (in tests, or one its projection does not list in
+//! `cached`) keeps every row.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -28,7 +30,8 @@ use serde::de::DeserializeOwned;
 
 use super::Fault;
 use super::filter::KeyFilter;
-use super::pages::PagedTree;
+use super::pages::{self, Change, Entry, PageError, PagedTree};
+use super::scratch::ScratchPages;
 
 /// Entries changed since the last flush: `None` deletes the key.
 #[derive(Debug, Default)]
@@ -62,12 +65,61 @@ impl Changes {
 /// Only the engine makes one (see [`Cached::attach`]).
 #[derive(Clone, Debug)]
 pub struct RowStore {
-    tree: Arc<PagedTree>,
+    backing: Backing,
+}
+
+#[derive(Clone, Debug)]
+enum Backing {
+    /// A generation of the projection store.
+    Tree(Arc<PagedTree>),
+    /// A time-travel fold's own store (see `scratch`).
+    Scratch(Arc<ScratchPages>),
 }
 
 impl RowStore {
     pub(crate) fn new(tree: Arc<PagedTree>) -> RowStore {
-        RowStore { tree }
+        RowStore {
+            backing: Backing::Tree(tree),
+        }
+    }
+
+    pub(crate) fn scratch(pages: Arc<ScratchPages>) -> RowStore {
+        RowStore {
+            backing: Backing::Scratch(pages),
+        }
+    }
+
+    /// The stored value of logical entry `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, PageError> {
+        match &self.backing {
+            Backing::Tree(tree) => tree.get(key),
+            Backing::Scratch(pages) => pages.get(key),
+        }
+    }
+
+    /// At most `limit` stored entries under `prefix` from `from` on.
+    pub(crate) fn scan(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<Entry>, PageError> {
+        match &self.backing {
+            Backing::Tree(tree) => tree.scan(prefix, from, limit),
+            Backing::Scratch(pages) => pages.scan(prefix, from, limit),
+        }
+    }
+
+    /// Stores `changes` (no engine keys).
+    pub(crate) fn apply(&self, changes: Vec<Change>) -> Result<(), PageError> {
+        match &self.backing {
+            Backing::Tree(tree) => tree.apply(changes, Vec::new()),
+            Backing::Scratch(pages) => pages.apply(changes),
+        }
+    }
+
+    /// Calls `each(key, value)` for every stored entry in key order
+    /// (engine keys included).
+    pub(crate) fn for_each(&self, each: impl FnMut(&[u8], &[u8]) -> Result<(), PageError>) -> Result<(), PageError> {
+        match &self.backing {
+            Backing::Tree(tree) => pages::read_all(tree.tree(), each).map(|_| ()),
+            Backing::Scratch(pages) => pages.for_each(each),
+        }
     }
 }
 
@@ -77,6 +129,11 @@ pub trait Cached {
     /// Backs the table with `store`: the rows it evicts are read from
     /// there. Called before the stored rows are restored.
     fn attach(&mut self, store: &RowStore);
+
+    /// The store [`Cached::attach`] backed the table with, if any: a
+    /// scratch state's digest reads the rows its fold flushed from there
+    /// (see `engine::scratch_digest`).
+    fn store(&self) -> Option<&RowStore>;
 
     /// Approximate bytes of the resident rows (their stored size plus a
     /// fixed overhead per row).
@@ -501,7 +558,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             return None;
         }
         let store = self.store.as_ref()?;
-        match store.tree.get(&self.stored_key(key)) {
+        match store.get(&self.stored_key(key)) {
             Ok(found) => found,
             Err(err) => {
                 self.fail(format!("table {}: reading row {key:?}: {err}", self.name));
@@ -521,7 +578,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             return Vec::new();
         };
         let head = self.name.len() + 1;
-        match store.tree.scan(&self.stored_key(prefix), &self.stored_key(from), limit) {
+        match store.scan(&self.stored_key(prefix), &self.stored_key(from), limit) {
             Ok(found) => found
                 .into_iter()
                 .filter_map(|(key, value)| {
@@ -582,6 +639,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
 impl<V: Serialize + DeserializeOwned + Clone> Cached for Table<V> {
     fn attach(&mut self, store: &RowStore) {
         self.store = Some(store.clone());
+    }
+
+    fn store(&self) -> Option<&RowStore> {
+        self.store.as_ref()
     }
 
     fn resident_bytes(&self) -> usize {
