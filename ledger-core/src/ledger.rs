@@ -32,7 +32,7 @@ use crate::event::{AppendRequest, Checks, prepare, timestamp_ns};
 use crate::ids::{IdIndex, IdIndexStats};
 use crate::indexer::{self, IndexState};
 use crate::producer::{ProducerKeyResolver, verify_signatures};
-use crate::reader::{read_one, read_range, scan_chunks};
+use crate::reader::{read_one, read_range, scan_chunks, scan_chunks_reusing};
 use crate::record::Record;
 use crate::rotation::check_not_retired;
 use crate::scan::SecretScanner;
@@ -572,6 +572,20 @@ impl Ledger {
     ) -> Result<()> {
         let end = end.min(self.len());
         scan_chunks(&self.shared.log, from, end, chunk_records, each_chunk)
+    }
+
+    /// [`Ledger::scan_chunks`] decoding into the chunks `spare` hands back
+    /// rather than into new ones (see `reader::scan_chunks_reusing`).
+    pub(crate) fn scan_chunks_reusing(
+        &self,
+        from: u64,
+        end: u64,
+        chunk_records: usize,
+        spare: &mut dyn FnMut() -> Option<Vec<Record>>,
+        each_chunk: &mut dyn FnMut(Vec<Record>) -> bool,
+    ) -> Result<()> {
+        let end = end.min(self.len());
+        scan_chunks_reusing(&self.shared.log, from, end, chunk_records, spare, each_chunk)
     }
 
     /// The record of an event id, if any.

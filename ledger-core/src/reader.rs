@@ -9,7 +9,7 @@
 
 use std::sync::RwLock;
 
-use ledger_verify::record::RecordHeader;
+use ledger_verify::record::{EventHeader, Metadata, RecordHeader, record_hash};
 
 use crate::error::{LedgerError, Result};
 use crate::record::Record;
@@ -107,11 +107,37 @@ pub(crate) fn scan_chunks(
     chunk_records: usize,
     each_chunk: &mut dyn FnMut(Vec<Record>) -> bool,
 ) -> Result<()> {
+    scan_chunks_reusing(log, from, end, chunk_records, &mut || None, each_chunk)
+}
+
+/// [`scan_chunks`] decoding into chunks handed back by `spare` (chunks
+/// `each_chunk` was given, done with) before it allocates new ones: every
+/// record of a spare chunk is overwritten in place, its strings and byte
+/// buffers keeping their capacity, so a reader fed its chunks back
+/// allocates nothing per record. The projections' catch-up reads millions
+/// of records this way (see `projection::pipeline`); allocating each and
+/// freeing it on another thread was a large share of its CPU.
+///
+/// What the chunks hold is the same as with [`scan_chunks`], whatever
+/// `spare` returns: any records beyond what is decoded are dropped.
+pub(crate) fn scan_chunks_reusing(
+    log: &RwLock<LogIndex>,
+    from: u64,
+    end: u64,
+    chunk_records: usize,
+    spare: &mut dyn FnMut() -> Option<Vec<Record>>,
+    each_chunk: &mut dyn FnMut(Vec<Record>) -> bool,
+) -> Result<()> {
     let chunk_records = chunk_records.max(1);
     let chunk_capacity = |seq: u64| (end.saturating_sub(seq)).min(chunk_records as u64) as usize;
-    let mut chunk: Vec<Record> = Vec::with_capacity(chunk_capacity(from));
-    // The last record decoded, waiting for its successor's `prev_hash`.
-    let mut held: Option<(RecordHeader, Vec<u8>, Vec<u8>)> = None;
+    let mut next_chunk = |seq: u64| spare().unwrap_or_else(|| Vec::with_capacity(chunk_capacity(seq)));
+    // The chunk being filled: its first `filled` records are decoded, the
+    // rest are spare records to decode into.
+    let mut chunk: Vec<Record> = if from < end { next_chunk(from) } else { Vec::new() };
+    let mut filled = 0;
+    // A full chunk whose last record waits for its successor's
+    // `prev_hash` (the record hash of that last record).
+    let mut full: Option<Vec<Record>> = None;
     let mut seq = from;
     while seq < end {
         let location = locate(log, seq, end)?;
@@ -134,37 +160,80 @@ pub(crate) fn scan_chunks(
                 reason,
             };
             let (canonical, payload) = split_body(frame.body).map_err(corrupt)?;
-            let header = RecordHeader::decode(canonical).map_err(|e| corrupt(e.to_string()))?;
-            if header.seq != cursor_seq {
-                return Err(corrupt(format!("record says seq {}", header.seq)));
+            if filled == chunk.len() {
+                chunk.push(empty_record());
             }
-            if let Some((previous, previous_canonical, previous_payload)) = held.take() {
-                let hash = header.prev_hash;
-                chunk.push(Record::from_parts_with_hash(
-                    previous,
-                    previous_canonical,
-                    previous_payload,
-                    hash,
-                ));
-                if chunk.len() >= chunk_records {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_capacity(seq)));
-                    if !each_chunk(full) {
-                        return Ok(());
-                    }
+            let record = &mut chunk[filled];
+            record
+                .header
+                .decode_into(canonical)
+                .map_err(|e| corrupt(e.to_string()))?;
+            if record.header.seq != cursor_seq {
+                return Err(corrupt(format!("record says seq {}", record.header.seq)));
+            }
+            record.canonical.clear();
+            record.canonical.extend_from_slice(canonical);
+            record.payload.clear();
+            record.payload.extend_from_slice(payload);
+            let hash = record.header.prev_hash;
+            if filled > 0 {
+                chunk[filled - 1].set_record_hash(hash);
+            } else if let Some(mut previous) = full.take() {
+                if let Some(last) = previous.last_mut() {
+                    last.set_record_hash(hash);
+                }
+                if !each_chunk(previous) {
+                    return Ok(());
                 }
             }
-            held = Some((header, canonical.to_vec(), payload.to_vec()));
+            filled += 1;
             seq += 1;
             cursor_seq += 1;
+            if filled == chunk_records {
+                chunk.truncate(filled);
+                let next = if seq < end { next_chunk(seq) } else { Vec::new() };
+                full = Some(std::mem::replace(&mut chunk, next));
+                filled = 0;
+            }
         }
     }
-    if let Some((last, canonical, payload)) = held {
-        chunk.push(Record::from_parts(last, canonical, payload));
-    }
-    if !chunk.is_empty() {
-        each_chunk(chunk);
+    // The scan's last record has no successor to take its hash from.
+    let mut last = full.unwrap_or_else(|| {
+        chunk.truncate(filled);
+        chunk
+    });
+    if let Some(record) = last.last_mut() {
+        let hash = record_hash(&record.canonical);
+        record.set_record_hash(hash);
+        each_chunk(last);
     }
     Ok(())
+}
+
+/// A record to decode into.
+fn empty_record() -> Record {
+    Record {
+        header: RecordHeader {
+            seq: 0,
+            stream_version: 0,
+            recorded_at_ns: 0,
+            prev_hash: [0; 32],
+            event: EventHeader {
+                id: [0; 16],
+                stream: String::new(),
+                event_type: String::new(),
+                occurred_at_ns: 0,
+                content_type: String::new(),
+                payload_len: 0,
+                payload_hash: [0; 32],
+                metadata: Metadata::default(),
+                signature: None,
+            },
+        },
+        canonical: Vec::new(),
+        payload: Vec::new(),
+        record_hash: [0; 32],
+    }
 }
 
 /// Where to start reading for `seq`, under the index's read lock.
@@ -252,6 +321,27 @@ mod tests {
             // Same bytes, same decoded fields, same record hashes (the
             // scan takes them from the chain, read_range hashes).
             assert_eq!(scanned, expected, "from {from} to {end}");
+        }
+        // Decoding into spare chunks gives the same records, whatever the
+        // spares held: chunks of other ranges, longer and shorter than
+        // needed, handed back as soon as the scan gives them out.
+        let spares = std::cell::RefCell::new(vec![
+            ledger.read_range(len - 300, 300).unwrap(),
+            ledger.read_range(3, 7).unwrap(),
+            Vec::new(),
+        ]);
+        for (from, end, chunk) in [(0, len, 100), (77, len, 64), (len - 3, len, 2), (130, 131, 5)] {
+            let mut scanned: Vec<Record> = Vec::new();
+            ledger
+                .scan_chunks_reusing(from, end, chunk, &mut || spares.borrow_mut().pop(), &mut |records| {
+                    assert!(!records.is_empty() && records.len() <= chunk);
+                    scanned.extend(records.iter().cloned());
+                    spares.borrow_mut().insert(0, records);
+                    true
+                })
+                .unwrap();
+            let expected = ledger.read_range(from, (end - from) as usize).unwrap();
+            assert_eq!(scanned, expected, "reusing, from {from} to {end}");
         }
         // Stopping early.
         let mut calls = 0;

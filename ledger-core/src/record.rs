@@ -38,22 +38,12 @@ impl Record {
         }
     }
 
-    /// [`Record::from_parts`] with the record hash already known (see
-    /// `reader::scan_chunks`, which takes it from the next record's chain
-    /// link instead of hashing).
-    pub(crate) fn from_parts_with_hash(
-        header: RecordHeader,
-        canonical: Vec<u8>,
-        payload: Vec<u8>,
-        record_hash: Hash,
-    ) -> Record {
-        debug_assert_eq!(record_hash, ledger_verify::record::record_hash(&canonical));
-        Record {
-            header,
-            canonical,
-            payload,
-            record_hash,
-        }
+    /// Sets the record hash of a record decoded in place (see
+    /// `reader::scan_chunks_reusing`), which takes it from the next
+    /// record's chain link instead of hashing; debug builds check it.
+    pub(crate) fn set_record_hash(&mut self, record_hash: Hash) {
+        debug_assert_eq!(record_hash, ledger_verify::record::record_hash(&self.canonical));
+        self.record_hash = record_hash;
     }
 
     /// Global position: also the Merkle leaf index.
