@@ -124,7 +124,14 @@ impl Prealloc {
             return;
         }
         let want = segment_max_bytes.min(len + step);
-        let mut state = self.inner.lock();
+        // The filler holds the lock while it fills: never wait for it here,
+        // on the writer's path. It is busy anyway, and the next group asks
+        // again.
+        let mut state = match self.inner.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
         if state.file.is_some() && want > state.want {
             state.want = want;
             drop(state);
