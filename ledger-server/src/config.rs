@@ -192,6 +192,11 @@ pub struct ServeArgs {
     /// Segment file size limit in bytes [default: 64 MiB].
     #[arg(long, env = "LEDGER_SEGMENT_MAX_BYTES")]
     pub segment_max_bytes: Option<u64>,
+    /// Synced zero bytes kept ahead of the writer in the tail segment, so
+    /// that a group's fdatasync need not also commit a new file size; 0
+    /// turns preallocation off [default: 8 MiB].
+    #[arg(long, env = "LEDGER_PREALLOCATE_BYTES")]
+    pub preallocate_bytes: Option<u64>,
     /// Bytes of rows each projection keeps in memory; the least recently
     /// used beyond it are read back from the projection store when needed.
     /// At least 1 MiB (1048576) [default: 16 MiB].
@@ -249,6 +254,7 @@ struct FileConfig {
     max_concurrent_streams: Option<usize>,
     max_in_flight_per_stream: Option<usize>,
     segment_max_bytes: Option<u64>,
+    preallocate_bytes: Option<u64>,
     projection_resident_bytes: Option<usize>,
     metrics: Option<MetricsConfig>,
     secret_scan: Option<ScanConfig>,
@@ -337,6 +343,18 @@ impl ServeArgs {
         }
         if let Some(v) = self.segment_max_bytes.or(file.segment_max_bytes) {
             config.ledger.segment_max_bytes = positive("segment_max_bytes", v)?;
+        }
+        if let Some(v) = self.preallocate_bytes.or(file.preallocate_bytes) {
+            if v > config.ledger.segment_max_bytes {
+                return Err(invalid(
+                    "preallocate_bytes",
+                    &format!(
+                        "{v} is larger than segment_max_bytes ({}); zeros are kept only within a segment",
+                        config.ledger.segment_max_bytes
+                    ),
+                ));
+            }
+            config.ledger.preallocate_bytes = v;
         }
         if let Some(v) = self.projection_resident_bytes.or(file.projection_resident_bytes) {
             if v < MIN_PROJECTION_RESIDENT_BYTES {
@@ -458,6 +476,37 @@ mod tests {
             ServerConfig::new("x").max_concurrent_streams
         );
         assert_eq!(config.key_file, PathBuf::from(DEFAULT_DATA).join("ledger.key"));
+    }
+
+    #[test]
+    fn preallocation_layers_and_may_be_turned_off_but_not_exceed_a_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(&dir, "preallocate_bytes = 0\n");
+        let from_file = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(from_file.resolve().expect("valid").ledger.preallocate_bytes, 0);
+        let flag_wins = ServeArgs {
+            config: Some(path),
+            preallocate_bytes: Some(1 << 20),
+            ..ServeArgs::default()
+        };
+        assert_eq!(flag_wins.resolve().expect("valid").ledger.preallocate_bytes, 1 << 20);
+        assert_eq!(
+            ServeArgs::default().resolve().expect("valid").ledger.preallocate_bytes,
+            LedgerConfig::default().preallocate_bytes
+        );
+        let too_big = ServeArgs {
+            segment_max_bytes: Some(4096),
+            preallocate_bytes: Some(8192),
+            ..ServeArgs::default()
+        };
+        let msg = too_big.resolve().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.starts_with("preallocate_bytes: 8192 is larger than segment_max_bytes (4096)"),
+            "{msg}"
+        );
     }
 
     #[test]
