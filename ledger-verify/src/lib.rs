@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod bundle;
 pub mod chain;
 pub mod hash;

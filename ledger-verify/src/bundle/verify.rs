@@ -636,7 +636,7 @@ fn verify_producer_signatures(signed: &[Signed]) -> Result<(), BundleError> {
     let messages: Vec<&[u8]> = signed.iter().map(|s| s.2.as_slice()).collect();
     let signatures: Vec<Signature> = signed.iter().map(|s| s.3).collect();
     let keys: Vec<VerifyingKey> = signed.iter().map(|s| s.4).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+    if crate::batch::verify_batch(&messages, &signatures, &keys) {
         return Ok(());
     }
     let bad = signed
