@@ -100,6 +100,8 @@ fn bench_starts_its_own_ledgerd_and_reports_its_footprint() -> anyhow::Result<()
     ensure!(s["signed"] == true && s["errors"] == 0, "{s}");
     ensure!(s["server_rss_bytes"]["peak"].as_u64() > Some(0), "{s}");
     ensure!(s["disk_bytes_per_event"].as_f64() > Some(256.0), "{s}");
+    // Measured after SIGTERM, once the server cut its preallocated zeros.
+    ensure!(s["disk_measured_after_stop"] == true, "{s}");
     Ok(())
 }
 

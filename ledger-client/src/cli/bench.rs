@@ -13,7 +13,10 @@
 //! transport to its response, in an HDR histogram. The raw generated client
 //! is used (no client-side receipt checks), so the figures are the
 //! server's and the wire's. With a server it started, the report adds the
-//! server's peak RSS and the data directory's bytes per event.
+//! server's peak RSS and the data directory's bytes per event, measured
+//! after a graceful stop (SIGTERM): a running server keeps up to
+//! `preallocate_bytes` of synced zeros at the end of its tail segment,
+//! which it cuts off when it stops.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -116,6 +119,24 @@ impl Started {
             Some(kib * 1024)
         };
         Some((field("VmHWM:")?, field("VmRSS:")?))
+    }
+
+    /// Stops the server as an operator would (SIGTERM through `kill`) and
+    /// waits up to `timeout` for it to exit; false if it did not.
+    async fn stop(&mut self, timeout: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = Instant::now() + timeout;
+        while sent && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -292,7 +313,7 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
     if args.presign && args.subscribers > 0 {
         bail!("--presign: not with --subscribers (delivery latency needs send times stamped at send)");
     }
-    let (client, started) = match client {
+    let (client, mut started) = match client {
         Some(_) if args.signed => bail!("--signed: only without --server (use --sign-key and --key-id with one)"),
         Some(client) => (client, None),
         None => {
@@ -577,6 +598,13 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         .clone();
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let rss = started.as_ref().and_then(Started::rss);
+    let mut stopped = false;
+    if let Some(server) = started.as_mut() {
+        stopped = server.stop(Duration::from_secs(30)).await;
+        if !stopped {
+            eprintln!("the started ledgerd did not stop within 30 s; disk bytes include its preallocated zeros");
+        }
+    }
     let disk = started.as_ref().map(Started::disk_bytes);
     let summary = json!({
         "server": url,
@@ -600,6 +628,7 @@ pub async fn run(client: Option<Client>, args: BenchArgs, json: bool) -> anyhow:
         "events_per_server_cpu_second": server_cpu.filter(|&cpu| cpu > 0.0).map(|cpu| appended as f64 / cpu),
         "server_rss_bytes": rss.map(|(peak, now)| json!({"peak": peak, "now": now})),
         "disk_bytes_per_event": disk.filter(|_| appended > 0).map(|d| d as f64 / appended as f64),
+        "disk_measured_after_stop": stopped,
         "ack_percentiles_ms": percentiles(&acks),
         "delivery_percentiles_ms": (args.subscribers > 0).then(|| percentiles(&delivery)),
     });
