@@ -279,7 +279,7 @@ impl Metrics {
         {
             let conflict = KindConflict {
                 seq,
-                record_hash: hex::encode(record.record_hash),
+                record_hash: crate::projection::hex_hash(&record.record_hash),
                 kind: observation.kind,
             };
             if let Some(series) = self.series.get_mut(&key) {
