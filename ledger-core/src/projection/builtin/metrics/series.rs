@@ -182,9 +182,14 @@ pub(crate) fn matches_all(matchers: &[Matcher], labels: &BTreeMap<String, String
 }
 
 /// The key of a series: `["name",{"label":"value",...}]`.
-pub(crate) fn series_key(name: &str, labels: &BTreeMap<String, String>) -> String {
-    let mut key =
-        String::with_capacity(8 + name.len() + labels.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+pub(crate) fn series_key<K: AsRef<str>, V: AsRef<str>>(name: &str, labels: &BTreeMap<K, V>) -> String {
+    let mut key = String::with_capacity(
+        8 + name.len()
+            + labels
+                .iter()
+                .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 6)
+                .sum::<usize>(),
+    );
     key.push('[');
     push_json_string(&mut key, name);
     key.push_str(",{");
@@ -192,9 +197,9 @@ pub(crate) fn series_key(name: &str, labels: &BTreeMap<String, String>) -> Strin
         if index > 0 {
             key.push(',');
         }
-        push_json_string(&mut key, label);
+        push_json_string(&mut key, label.as_ref());
         key.push(':');
-        push_json_string(&mut key, value);
+        push_json_string(&mut key, value.as_ref());
     }
     key.push_str("}]");
     key
@@ -311,8 +316,8 @@ mod tests {
             Some(("x\u{7f}".to_string(), odd.clone()))
         );
         assert_eq!(key, serde_json::to_string(&("x\u{7f}", &odd)).unwrap());
-        assert!(series_key("x\",", &BTreeMap::new()).starts_with(&name_prefix("x\",")));
-        assert!(!series_key("x\",", &BTreeMap::new()).starts_with(&name_prefix("x")));
+        assert!(series_key("x\",", &BTreeMap::<String, String>::new()).starts_with(&name_prefix("x\",")));
+        assert!(!series_key("x\",", &BTreeMap::<String, String>::new()).starts_with(&name_prefix("x")));
 
         let starts = [i64::MIN, -60_000_000_000, -1, 0, 1, 60_000_000_000, i64::MAX];
         let keys: Vec<String> = starts.iter().map(|&s| window_key(s, &a)).collect();
