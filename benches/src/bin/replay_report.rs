@@ -405,7 +405,8 @@ fn raw_segment_read(log_dir: &Path) -> AnyResult<(u64, Duration)> {
     let mut buf = vec![0u8; 4 << 20];
     let mut frames = 0u64;
     let mut canonical_bytes = 0u64;
-    for path in &paths {
+    for (i, path) in paths.iter().enumerate() {
+        let is_last = i + 1 == paths.len();
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(SEGMENT_HEADER_LEN))?;
         let (mut pos, mut end, mut eof) = (0usize, 0usize, false);
@@ -415,6 +416,13 @@ fn raw_segment_read(log_dir: &Path) -> AnyResult<(u64, Duration)> {
             if avail.len() >= FRAME_HEADER_LEN {
                 let mut head = [0u8; FRAME_HEADER_LEN];
                 head.copy_from_slice(&avail[..FRAME_HEADER_LEN]);
+                // An open ledger keeps zeros preallocated past the tail
+                // segment's last frame (`segment/prealloc.rs`); a frame's
+                // body holds at least its canonical length, so a zero
+                // header is no frame: the frames end there.
+                if is_last && head.iter().all(|&b| b == 0) {
+                    break;
+                }
                 let header = FrameHeader::parse(&head);
                 need = FRAME_HEADER_LEN + header.body_len as usize;
                 if avail.len() >= need {

@@ -93,6 +93,20 @@ impl Fault {
     }
 }
 
+/// A record hash in lowercase hex, as `hex::encode` writes it. Folds keep
+/// one with every timeline entry they store; `hex::encode` builds it a char
+/// at a time through an iterator collected into a growing `String`, which
+/// showed in a catch-up's profile (tasks, incidents).
+pub(crate) fn hex_hash(hash: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for &byte in hash {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
 /// Events a fold asks the live engine to append.
 #[derive(Debug, Default)]
 pub struct Effects {
@@ -113,6 +127,20 @@ impl Effects {
     /// Takes the emitted events out.
     pub fn take(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_hash_is_hex_encode() {
+        let mut hash = [0u8; 32];
+        for (i, byte) in hash.iter_mut().enumerate() {
+            *byte = (i as u8).wrapping_mul(37).wrapping_add(0xa5);
+        }
+        for hash in [hash, [0; 32], [0xff; 32]] {
+            assert_eq!(super::hex_hash(&hash), hex::encode(hash));
+        }
     }
 }
 

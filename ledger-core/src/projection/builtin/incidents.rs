@@ -362,7 +362,7 @@ impl Entry {
             seq: record.seq(),
             at_ns: record.header.event.occurred_at_ns,
             event_type: record.event_type().to_string(),
-            record_hash: hex::encode(record.record_hash),
+            record_hash: crate::projection::hex_hash(&record.record_hash),
             summary: shorten(summary),
         }
     }

@@ -7,7 +7,10 @@ pub mod subjects;
 pub mod tasks;
 pub mod views;
 
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
+
+use serde::Deserialize;
 
 pub use views::{Answer, AsOf};
 
@@ -16,6 +19,25 @@ use incidents::Incidents;
 use metrics::Metrics;
 use subjects::Subjects;
 use tasks::Tasks;
+
+/// A JSON string of a payload, borrowed from it unless it had escapes
+/// (serde borrows a `Cow` field only when asked, and never one nested in a
+/// map, hence the newtype). It orders and compares as the text, so maps
+/// keyed by it sort like `String`-keyed ones and are looked up by `&str`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub(crate) struct Text<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
+
+impl Borrow<str> for Text<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The built-ins, registered with an engine.
 #[derive(Debug, Clone)]

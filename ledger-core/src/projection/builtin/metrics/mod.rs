@@ -269,7 +269,7 @@ impl Metrics {
         Some(newest.saturating_sub(self.config.minute_retention_ns))
     }
 
-    fn observe(&mut self, record: &Record, observation: Observation, effects: &mut Effects) {
+    fn observe(&mut self, record: &Record, observation: Observation<'_>, effects: &mut Effects) {
         let key = series::series_key(&observation.name, &observation.labels);
         let seq = record.header.seq;
         let time_ns = observation.time_ns;
@@ -279,7 +279,7 @@ impl Metrics {
         {
             let conflict = KindConflict {
                 seq,
-                record_hash: hex::encode(record.record_hash),
+                record_hash: crate::projection::hex_hash(&record.record_hash),
                 kind: observation.kind,
             };
             if let Some(series) = self.series.get_mut(&key) {
@@ -317,8 +317,8 @@ impl Metrics {
             }
             None => {
                 let series = Series {
-                    name: observation.name.clone(),
-                    labels: observation.labels.clone(),
+                    name: observation.name.to_string(),
+                    labels: observation.owned_labels(),
                     kind: observation.kind,
                     observations: 1,
                     first_time_ns: time_ns,
@@ -370,7 +370,7 @@ impl Metrics {
     fn evaluate_rules(
         &mut self,
         record: &Record,
-        observation: &Observation,
+        observation: &Observation<'_>,
         series_key: &str,
         granularity: Granularity,
         window_start_ns: i64,
@@ -389,11 +389,17 @@ impl Metrics {
             Granularity::Hour => &*hours,
             Granularity::Day => &*days,
         };
-        let watching = config.rules.iter().filter(|rule| {
-            rule.granularity == granularity
-                && rule.metric == observation.name
-                && series::matches_all(&rule.matchers, &observation.labels)
-        });
+        let mut named = config
+            .rules
+            .iter()
+            .filter(|rule| rule.granularity == granularity && rule.metric == observation.name)
+            .peekable();
+        if named.peek().is_none() {
+            return;
+        }
+        // Owned labels only for a series some rule watches the name of.
+        let labels = observation.owned_labels();
+        let watching = named.filter(|rule| series::matches_all(&rule.matchers, &labels));
         for rule in watching {
             let Some(row) = table.get(&series::window_key(window_start_ns, series_key)) else {
                 continue;
@@ -401,7 +407,7 @@ impl Metrics {
             let value = row.statistic(rule.statistic);
             let alert_key = alert_key(&rule.name, series_key);
             let state = alerts.get_or_insert_with(&alert_key, || {
-                AlertState::new(&rule.name, &observation.name, &observation.labels, window_start_ns)
+                AlertState::new(&rule.name, &observation.name, &labels, window_start_ns)
             });
             let Some(transition) = state.evaluate(rule, window_start_ns, value, observation.time_ns) else {
                 continue;
@@ -410,7 +416,7 @@ impl Metrics {
                 rule,
                 series_key,
                 name: &observation.name,
-                labels: &observation.labels,
+                labels: &labels,
                 window_start_ns,
                 value,
                 time_ns: observation.time_ns,

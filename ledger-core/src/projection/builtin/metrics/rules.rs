@@ -294,7 +294,7 @@ impl AlertContext<'_> {
         let trigger = &self.trigger.header;
         let id = self.event_id(transition);
         let window_end_ns = self.window_start_ns.saturating_add(rule.granularity.width_ns());
-        let record_hash = hex::encode(self.trigger.record_hash);
+        let record_hash = crate::projection::hex_hash(&self.trigger.record_hash);
 
         let labels: Map<String, Value> = self
             .labels

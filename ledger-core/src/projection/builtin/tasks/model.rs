@@ -174,7 +174,7 @@ impl RecordRef {
     pub fn of(record: &Record) -> RecordRef {
         RecordRef {
             seq: record.header.seq,
-            record_hash: hex::encode(record.record_hash),
+            record_hash: crate::projection::hex_hash(&record.record_hash),
             at_ns: record.header.event.occurred_at_ns,
         }
     }

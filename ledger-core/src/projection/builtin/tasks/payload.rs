@@ -7,12 +7,23 @@
 //! expected a string"), and producers must be told which field is wrong.
 //! Unknown fields are refused for the same reason: a misspelt `priorty`
 //! silently defaulting the priority is worse than a fault.
+//!
+//! A payload is read in two passes at most. The first keeps each field as
+//! its raw JSON text borrowed from the payload and deserialises only what
+//! the event keeps; building a `Map<String, Value>` allocated every key and
+//! every string twice. Only when that pass fails (any fault) is the payload
+//! read again as a JSON object of values, and that second pass decides the
+//! outcome, so faults read exactly as they always did.
+
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::model::{Evidence, Priority, TaskStatus, WorkstreamStatus};
 use crate::projection::Fault;
+use crate::projection::builtin::Text;
 
 /// The longest id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -28,12 +39,13 @@ pub(super) struct WorkstreamCreated {
 
 impl WorkstreamCreated {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "title", "owner", "status"])?;
-        Ok(WorkstreamCreated {
-            id: fields.id("id")?,
-            title: fields.text("title")?,
-            owner: fields.optional_text("owner")?,
-            status: fields.optional("status")?,
+        Fields::read(payload, &["id", "title", "owner", "status"], |fields| {
+            Ok(WorkstreamCreated {
+                id: fields.id("id")?,
+                title: fields.text("title")?,
+                owner: fields.optional_text("owner")?,
+                status: fields.optional("status")?,
+            })
         })
     }
 }
@@ -48,11 +60,12 @@ pub(super) struct WorkstreamStatusChanged {
 
 impl WorkstreamStatusChanged {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "to", "reason"])?;
-        Ok(WorkstreamStatusChanged {
-            id: fields.id("id")?,
-            to: fields.required("to")?,
-            reason: fields.optional_text("reason")?,
+        Fields::read(payload, &["id", "to", "reason"], |fields| {
+            Ok(WorkstreamStatusChanged {
+                id: fields.id("id")?,
+                to: fields.required("to")?,
+                reason: fields.optional_text("reason")?,
+            })
         })
     }
 }
@@ -71,19 +84,21 @@ pub(super) struct TaskCreated {
 
 impl TaskCreated {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(
+        Fields::read(
             payload,
             &["id", "workstream", "title", "status", "priority", "owner", "done_when"],
-        )?;
-        Ok(TaskCreated {
-            id: fields.id("id")?,
-            workstream: fields.id("workstream")?,
-            title: fields.text("title")?,
-            status: fields.optional("status")?.unwrap_or(TaskStatus::Backlog),
-            priority: fields.optional("priority")?.unwrap_or_default(),
-            owner: fields.optional_text("owner")?,
-            done_when: fields.optional_text("done_when")?,
-        })
+            |fields| {
+                Ok(TaskCreated {
+                    id: fields.id("id")?,
+                    workstream: fields.id("workstream")?,
+                    title: fields.text("title")?,
+                    status: fields.optional("status")?.unwrap_or(TaskStatus::Backlog),
+                    priority: fields.optional("priority")?.unwrap_or_default(),
+                    owner: fields.optional_text("owner")?,
+                    done_when: fields.optional_text("done_when")?,
+                })
+            },
+        )
     }
 }
 
@@ -97,11 +112,12 @@ pub(super) struct TaskStatusChanged {
 
 impl TaskStatusChanged {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "to", "reason"])?;
-        Ok(TaskStatusChanged {
-            id: fields.id("id")?,
-            to: fields.required("to")?,
-            reason: fields.optional_text("reason")?,
+        Fields::read(payload, &["id", "to", "reason"], |fields| {
+            Ok(TaskStatusChanged {
+                id: fields.id("id")?,
+                to: fields.required("to")?,
+                reason: fields.optional_text("reason")?,
+            })
         })
     }
 }
@@ -119,20 +135,25 @@ pub(super) struct TaskUpdated {
 
 impl TaskUpdated {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "title", "priority", "owner", "done_when"])?;
-        let update = TaskUpdated {
-            id: fields.id("id")?,
-            title: fields.optional_text("title")?,
-            priority: fields.optional("priority")?,
-            owner: fields.nullable_text("owner")?,
-            done_when: fields.nullable_text("done_when")?,
-        };
-        if update.title.is_none() && update.priority.is_none() && update.owner.is_none() && update.done_when.is_none() {
-            return Err(Fault::new(
-                "payload: task.updated changes nothing (give title, priority, owner or done_when)",
-            ));
-        }
-        Ok(update)
+        Fields::read(payload, &["id", "title", "priority", "owner", "done_when"], |fields| {
+            let update = TaskUpdated {
+                id: fields.id("id")?,
+                title: fields.optional_text("title")?,
+                priority: fields.optional("priority")?,
+                owner: fields.nullable_text("owner")?,
+                done_when: fields.nullable_text("done_when")?,
+            };
+            if update.title.is_none()
+                && update.priority.is_none()
+                && update.owner.is_none()
+                && update.done_when.is_none()
+            {
+                return Err(Fault::new(
+                    "payload: task.updated changes nothing (give title, priority, owner or done_when)",
+                ));
+            }
+            Ok(update)
+        })
     }
 }
 
@@ -146,11 +167,12 @@ pub(super) struct TaskNoteAdded {
 
 impl TaskNoteAdded {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "text", "author"])?;
-        Ok(TaskNoteAdded {
-            id: fields.id("id")?,
-            text: fields.text("text")?,
-            author: fields.optional_text("author")?,
+        Fields::read(payload, &["id", "text", "author"], |fields| {
+            Ok(TaskNoteAdded {
+                id: fields.id("id")?,
+                text: fields.text("text")?,
+                author: fields.optional_text("author")?,
+            })
         })
     }
 }
@@ -165,11 +187,12 @@ pub(super) struct TaskFlagged {
 
 impl TaskFlagged {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "needs_human", "reason"])?;
-        Ok(TaskFlagged {
-            id: fields.id("id")?,
-            needs_human: fields.required("needs_human")?,
-            reason: fields.optional_text("reason")?,
+        Fields::read(payload, &["id", "needs_human", "reason"], |fields| {
+            Ok(TaskFlagged {
+                id: fields.id("id")?,
+                needs_human: fields.required("needs_human")?,
+                reason: fields.optional_text("reason")?,
+            })
         })
     }
 }
@@ -186,40 +209,65 @@ pub(super) struct TaskEvidenceLinked {
 
 impl TaskEvidenceLinked {
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        let fields = Fields::parse(payload, &["id", "evidence", "description"])?;
-        let id = fields.id("id")?;
-        let evidence = match fields.required::<Evidence>("evidence")? {
-            Evidence::Seq(seq) => Evidence::Seq(seq),
-            Evidence::RecordHash(hash) => {
-                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(Fault::new(format!(
-                        "evidence.record_hash: {hash:?} is not 64 hex digits"
-                    )));
+        Fields::read(payload, &["id", "evidence", "description"], |fields| {
+            let id = fields.id("id")?;
+            let evidence = match fields.required::<Evidence>("evidence")? {
+                Evidence::Seq(seq) => Evidence::Seq(seq),
+                Evidence::RecordHash(hash) => {
+                    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(Fault::new(format!(
+                            "evidence.record_hash: {hash:?} is not 64 hex digits"
+                        )));
+                    }
+                    Evidence::RecordHash(hash.to_ascii_lowercase())
                 }
-                Evidence::RecordHash(hash.to_ascii_lowercase())
-            }
-            Evidence::EventId(id) => match uuid::Uuid::parse_str(&id) {
-                Ok(uuid) => Evidence::EventId(uuid.hyphenated().to_string()),
-                Err(e) => return Err(Fault::new(format!("evidence.event_id: {id:?} is not a UUID: {e}"))),
-            },
-        };
-        Ok(TaskEvidenceLinked {
-            id,
-            evidence,
-            description: fields.optional_text("description")?,
+                Evidence::EventId(id) => match uuid::Uuid::parse_str(&id) {
+                    Ok(uuid) => Evidence::EventId(uuid.hyphenated().to_string()),
+                    Err(e) => return Err(Fault::new(format!("evidence.event_id: {id:?} is not a UUID: {e}"))),
+                },
+            };
+            Ok(TaskEvidenceLinked {
+                id,
+                evidence,
+                description: fields.optional_text("description")?,
+            })
         })
     }
 }
 
 /// A payload's top-level fields, each read on demand with its name in the
 /// error.
-struct Fields {
-    map: Map<String, Value>,
+enum Fields<'a> {
+    /// The first pass: each value as its JSON text in the payload.
+    Raw(BTreeMap<Text<'a>, &'a RawValue>),
+    /// The second pass, whose faults are the ones reported.
+    Tree(Map<String, Value>),
 }
 
-impl Fields {
+impl<'a> Fields<'a> {
+    /// Builds an event from the fields of `payload`, whose keys must all be
+    /// in `known`: from the raw fields if that works, else from the parsed
+    /// values, which decide the fault (see the module docs).
+    fn read<T>(payload: &'a [u8], known: &[&str], build: impl Fn(&Fields<'a>) -> Result<T, Fault>) -> Result<T, Fault> {
+        if let Ok(fields) = Fields::raw(payload, known)
+            && let Ok(built) = build(&fields)
+        {
+            return Ok(built);
+        }
+        build(&Fields::parse(payload, known)?)
+    }
+
+    fn raw(payload: &'a [u8], known: &[&str]) -> Result<Fields<'a>, Fault> {
+        let map: BTreeMap<Text<'a>, &'a RawValue> =
+            serde_json::from_slice(payload).map_err(|e| Fault::new(format!("payload: {e}")))?;
+        if map.keys().any(|k| !known.contains(&k.as_ref())) {
+            return Err(Fault::new("payload: unknown field"));
+        }
+        Ok(Fields::Raw(map))
+    }
+
     /// Parses `payload` as a JSON object whose keys are all in `known`.
-    fn parse(payload: &[u8], known: &[&str]) -> Result<Fields, Fault> {
+    fn parse(payload: &[u8], known: &[&str]) -> Result<Fields<'a>, Fault> {
         let map: Map<String, Value> =
             serde_json::from_slice(payload).map_err(|e| Fault::new(format!("payload: not a JSON object: {e}")))?;
         if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
@@ -228,23 +276,47 @@ impl Fields {
                 known.join(", ")
             )));
         }
-        Ok(Fields { map })
+        Ok(Fields::Tree(map))
+    }
+
+    /// Whether the field is absent or `null`.
+    fn is_absent(&self, name: &str) -> bool {
+        match self {
+            Fields::Raw(map) => map.get(name).is_none_or(|raw| raw.get() == "null"),
+            Fields::Tree(map) => matches!(map.get(name), None | Some(Value::Null)),
+        }
+    }
+
+    /// Whether the field is present (possibly `null`).
+    fn is_present(&self, name: &str) -> bool {
+        match self {
+            Fields::Raw(map) => map.contains_key(name),
+            Fields::Tree(map) => map.contains_key(name),
+        }
     }
 
     /// A field that must be present and not `null`.
     fn required<T: DeserializeOwned>(&self, name: &str) -> Result<T, Fault> {
-        match self.map.get(name) {
-            None | Some(Value::Null) => Err(Fault::new(format!("{name}: missing"))),
-            Some(value) => T::deserialize(value).map_err(|e| Fault::new(format!("{name}: {e}"))),
+        if self.is_absent(name) {
+            return Err(Fault::new(format!("{name}: missing")));
+        }
+        let parsed = match self {
+            Fields::Raw(map) => map.get(name).map(|raw| serde_json::from_str(raw.get())),
+            Fields::Tree(map) => map.get(name).map(T::deserialize),
+        };
+        match parsed {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(Fault::new(format!("{name}: {e}"))),
+            None => Err(Fault::new(format!("{name}: missing"))),
         }
     }
 
     /// A field that may be absent or `null`.
     fn optional<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Fault> {
-        match self.map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(_) => self.required(name).map(Some),
+        if self.is_absent(name) {
+            return Ok(None);
         }
+        self.required(name).map(Some)
     }
 
     /// An id: 1 to [`MAX_ID_LEN`] ASCII letters, digits, `-`, `_` or `.`.
@@ -278,10 +350,12 @@ impl Fields {
     /// Absent: `None` (leave it); `null`: `Some(None)` (clear it); a
     /// string: `Some(Some(text))`.
     fn nullable_text(&self, name: &str) -> Result<Option<Option<String>>, Fault> {
-        match self.map.get(name) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(_) => self.text(name).map(|t| Some(Some(t))),
+        if !self.is_present(name) {
+            Ok(None)
+        } else if self.is_absent(name) {
+            Ok(Some(None))
+        } else {
+            self.text(name).map(|t| Some(Some(t)))
         }
     }
 }
@@ -291,4 +365,43 @@ fn not_blank(name: &str, text: String) -> Result<String, Fault> {
         return Err(Fault::new(format!("{name}: must not be blank")));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first pass, alone, reads what the second reads: escapes, nulls,
+    /// repeated keys and enums included.
+    #[test]
+    fn both_passes_read_the_same_events() -> Result<(), Fault> {
+        let known = ["id", "workstream", "title", "status", "priority", "owner", "done_when"];
+        let build = |fields: &Fields<'_>| {
+            Ok(TaskCreated {
+                id: fields.id("id")?,
+                workstream: fields.id("workstream")?,
+                title: fields.text("title")?,
+                status: fields.optional("status")?.unwrap_or(TaskStatus::Backlog),
+                priority: fields.optional("priority")?.unwrap_or_default(),
+                owner: fields.optional_text("owner")?,
+                done_when: fields.optional_text("done_when")?,
+            })
+        };
+        let payloads: [&[u8]; 3] = [
+            br#"{"id":"T-1","workstream":"W","title":"a \"quoted\"\n title \u00e9","status":"todo","priority":"P1","owner":null}"#,
+            br#"{"id":"T-1","id":"T-2","workstream":"W","title":"x","done_when":"tests pass"}"#,
+            br#" { "id" : "T-3" , "workstream" : "W" , "title" : "y" , "owner" : null , "status" : null } "#,
+        ];
+        for payload in payloads {
+            let raw = build(&Fields::raw(payload, &known)?)?;
+            let tree = build(&Fields::parse(payload, &known)?)?;
+            assert_eq!(format!("{raw:?}"), format!("{tree:?}"));
+        }
+        let update = br#"{"id":"T-1","owner":null,"done_when":"now"}"#;
+        let fields = Fields::raw(update, &["id", "owner", "done_when", "title"])?;
+        assert_eq!(fields.nullable_text("owner")?, Some(None));
+        assert_eq!(fields.nullable_text("done_when")?, Some(Some("now".to_string())));
+        assert_eq!(fields.nullable_text("title")?, None);
+        Ok(())
+    }
 }
