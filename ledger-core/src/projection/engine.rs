@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::pages::{self, Change, PageError, PageIndex, PagedTree};
+use super::pages::{self, PageError, PageIndex, PagedTree};
 use super::pipeline::{CHUNK_RECORDS, SendFold, fold_range};
 use super::{Changes, Effects, Fault, Projection, RowStore, scratch};
 use crate::error::LedgerError;
@@ -360,13 +360,13 @@ struct WriteJob {
 /// What one flush writes: the changed rows (packed into pages when
 /// applied) and the engine keys (faults, `applied`).
 struct Batch {
-    changes: Vec<Change>,
+    changes: Changes,
     engine: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Batch {
     fn apply(self, tree: &PagedTree) -> Result<()> {
-        tree.apply(self.changes, self.engine).map_err(page_err)
+        tree.apply(&self.changes, self.engine).map_err(page_err)
     }
 }
 
@@ -551,10 +551,7 @@ fn build_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position
         .collect();
     engine.push((APPLIED_KEY.to_vec(), position.applied.to_be_bytes().to_vec()));
     position.unflushed = 0;
-    Ok(Some(Batch {
-        changes: changes.entries,
-        engine,
-    }))
+    Ok(Some(Batch { changes, engine }))
 }
 
 /// What the engine thread needs of a slot, whatever its projection type.
@@ -971,7 +968,7 @@ fn flush_scratch<P: Projection>(state: &mut P, store: &RowStore, budget: usize) 
             fault,
         })?;
     if !changes.is_empty() {
-        store.apply(changes.entries).map_err(page_err)?;
+        store.apply(&changes).map_err(page_err)?;
     }
     evict(state, budget);
     Ok(())
@@ -1418,7 +1415,7 @@ pub fn scratch_digest<P: Projection>(state: &mut P, applied: u64) -> Result<Stat
     let store = state.cached().iter().find_map(|table| table.store().cloned());
     let (digest, entries) = match store {
         Some(store) => {
-            store.apply(changes.entries).map_err(page_err)?;
+            store.apply(&changes).map_err(page_err)?;
             let mut digest = Digester::new();
             store
                 .for_each(|key, value| {
@@ -1429,12 +1426,8 @@ pub fn scratch_digest<P: Projection>(state: &mut P, applied: u64) -> Result<Stat
             digest.finish()
         }
         None => {
-            let entries: BTreeMap<Vec<u8>, Vec<u8>> = changes
-                .entries
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
-            digest_entries(entries.iter().map(|(k, v)| (&k[..], &v[..])))
+            let entries: BTreeMap<&[u8], &[u8]> = changes.iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+            digest_entries(entries)
         }
     };
     Ok(StateDigest {

@@ -25,13 +25,16 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, RwLock};
 
+use super::Changes;
+
 /// First byte of a page's sled key (engine keys start with `0xFF`).
 pub(crate) const PAGE_PREFIX: u8 = 0x00;
 /// A page is split once its encoded entries exceed this many bytes.
 pub(crate) const PAGE_BYTES: usize = 8 * 1024;
 
-/// A logical entry change: `None` deletes the key.
-pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
+/// A logical entry change, borrowed from a [`Changes`]: `None` deletes
+/// the key.
+type ChangeRef<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// Lower bound of every page → its encoded length.
 pub(crate) type PageIndex = BTreeMap<Vec<u8>, usize>;
@@ -123,7 +126,7 @@ impl PagedTree {
 
     /// Applies `changes` (logical entries) and `engine` (engine keys,
     /// stored as they are) in one sled batch.
-    pub(crate) fn apply(&self, changes: Vec<Change>, engine: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), PageError> {
+    pub(crate) fn apply(&self, changes: &Changes, engine: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), PageError> {
         let _applying = self.applying.lock().map_err(|_| PageError::Poisoned)?;
         // Only this applier changes the index, so what it reads now stays
         // true until it updates it below. Read under the read lock rather
@@ -233,17 +236,18 @@ pub(crate) fn scan_in<T, B: AsRef<[u8]>>(
 /// the caller's to update, from what `write` was given.
 pub(crate) fn rewrite<T, B: AsRef<[u8]>>(
     pages: &BTreeMap<Vec<u8>, T>,
-    mut changes: Vec<Change>,
+    changes: &Changes,
     mut read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
     mut write: impl FnMut(Vec<u8>, Option<Vec<u8>>) -> Result<(), PageError>,
 ) -> Result<(), PageError> {
+    let mut changes: Vec<ChangeRef<'_>> = changes.iter().collect();
     // Stable: of two changes to one key, the later wins below.
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.sort_by(|a, b| a.0.cmp(b.0));
     let mut i = 0;
     while i < changes.len() {
-        let (bound, next) = page_of(pages, &changes[i].0);
+        let (bound, next) = page_of(pages, changes[i].0);
         let mut j = i + 1;
-        while j < changes.len() && next.as_ref().is_none_or(|next| changes[j].0 < *next) {
+        while j < changes.len() && next.as_ref().is_none_or(|next| changes[j].0 < &next[..]) {
             j += 1;
         }
         let existing = match pages.get(&bound) {
@@ -389,7 +393,7 @@ fn decode(mut bytes: &[u8]) -> Result<Vec<EntryRef<'_>>, String> {
 
 /// `old` (sorted) with `changes` (sorted, later duplicates winning)
 /// applied.
-fn merge<'a>(old: &[EntryRef<'a>], changes: &'a [Change]) -> Vec<EntryRef<'a>> {
+fn merge<'a>(old: &[EntryRef<'a>], changes: &[ChangeRef<'a>]) -> Vec<EntryRef<'a>> {
     let mut out = Vec::with_capacity(old.len() + changes.len());
     let mut old = old.iter().peekable();
     let mut changes = changes.iter().peekable();
@@ -398,7 +402,7 @@ fn merge<'a>(old: &[EntryRef<'a>], changes: &'a [Change]) -> Vec<EntryRef<'a>> {
             (None, None) => return out,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some((old_key, _)), Some((key, _))) => *old_key < &key[..],
+            (Some((old_key, _)), Some((key, _))) => old_key < key,
         };
         if take_old {
             if let Some(&entry) = old.next() {
@@ -406,18 +410,17 @@ fn merge<'a>(old: &[EntryRef<'a>], changes: &'a [Change]) -> Vec<EntryRef<'a>> {
             }
             continue;
         }
-        let Some((key, value)) = changes.next() else {
+        let Some(&(key, mut value)) = changes.next() else {
             return out;
         };
-        let mut value = value.as_deref();
-        while let Some((next_key, next_value)) = changes.peek() {
+        while let Some(&&(next_key, next_value)) = changes.peek() {
             if next_key != key {
                 break;
             }
-            value = next_value.as_deref();
+            value = next_value;
             changes.next();
         }
-        if old.peek().is_some_and(|(old_key, _)| *old_key == &key[..]) {
+        if old.peek().is_some_and(|(old_key, _)| *old_key == key) {
             old.next();
         }
         if let Some(value) = value {
@@ -494,7 +497,7 @@ mod tests {
                 };
             }
             let engine = vec![(b"\xFFapplied".to_vec(), (round as u64).to_be_bytes().to_vec())];
-            tree.apply(changes, engine).unwrap();
+            tree.apply(&changes.iter().cloned().collect(), engine).unwrap();
             let (entries, pages) = logical(&tree);
             let applied = entries.get(&b"\xFFapplied"[..]).cloned();
             let entries: BTreeMap<_, _> = entries.into_iter().filter(|(k, _)| k[0] != 0xFF).collect();
@@ -506,8 +509,8 @@ mod tests {
         }
         assert!(tree.pages.read().unwrap().len() > 10, "the pages were split");
         // Delete everything: no page is left.
-        let all: Vec<Change> = model.keys().map(|k| (k.clone(), None)).collect();
-        tree.apply(all, Vec::new()).unwrap();
+        let all: Changes = model.keys().map(|k| (k, None::<Vec<u8>>)).collect();
+        tree.apply(&all, Vec::new()).unwrap();
         assert!(tree.pages.read().unwrap().is_empty());
         assert_eq!(
             tree.tree()
@@ -539,7 +542,7 @@ mod tests {
                 };
                 changes.push((key, value));
             }
-            tree.apply(changes, Vec::new()).unwrap();
+            tree.apply(&changes.into_iter().collect(), Vec::new()).unwrap();
         }
         assert!(tree.pages.read().unwrap().len() > 10, "the rows span pages");
         for n in 0..2000 {
@@ -578,7 +581,7 @@ mod tests {
         let paged = PagedTree::new(tree, BTreeMap::from([(Vec::new(), 5)]));
         assert!(
             paged
-                .apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))], Vec::new())
+                .apply(&[(b"k", Some(b"v"))].into_iter().collect(), Vec::new())
                 .is_err()
         );
     }

@@ -35,7 +35,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use super::pages::{self, Change, Entry, PageError};
+use super::Changes;
+use super::pages::{self, Entry, PageError};
 
 /// Directory of the scratch stores, inside the projection store's.
 pub(crate) const SCRATCH_DIR: &str = "scratch";
@@ -156,7 +157,7 @@ impl ScratchPages {
     }
 
     /// Applies `changes` (logical entries).
-    pub(crate) fn apply(&self, changes: Vec<Change>) -> Result<(), PageError> {
+    pub(crate) fn apply(&self, changes: &Changes) -> Result<(), PageError> {
         let mut space = self.space.lock().map_err(|_| PageError::Poisoned)?;
         let mut updates: Vec<(Vec<u8>, Option<Slot>)> = Vec::new();
         {
@@ -301,7 +302,7 @@ mod tests {
                 };
                 changes.push((key, value));
             }
-            store.apply(changes).unwrap();
+            store.apply(&changes.into_iter().collect()).unwrap();
             let mut all = Vec::new();
             store
                 .for_each(|key, value| {
@@ -337,7 +338,9 @@ mod tests {
         let file = store.file.metadata().unwrap().len();
         assert!(file <= 8 * held, "file {file} bytes for {held} bytes of pages");
         // Everything deleted: no page left.
-        store.apply(model.keys().map(|k| (k.clone(), None)).collect()).unwrap();
+        store
+            .apply(&model.keys().map(|k| (k, None::<Vec<u8>>)).collect())
+            .unwrap();
         assert!(store.pages.read().unwrap().is_empty());
         assert_eq!(store.get(b"a\x0000001").unwrap(), None);
     }
@@ -347,7 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join(SCRATCH_DIR);
         let store = ScratchPages::create(&root).unwrap();
-        store.apply(vec![(b"t\0k".to_vec(), Some(b"v".to_vec()))]).unwrap();
+        store.apply(&[(b"t\0k", Some(b"v"))].into_iter().collect()).unwrap();
         let [file] = entries(&root).try_into().unwrap();
         assert!(in_use(&file).unwrap(), "an open store is locked");
         drop(store);
@@ -360,7 +363,7 @@ mod tests {
         let root = dir.path().join(SCRATCH_DIR);
         assert_eq!(remove_stale(&root).unwrap(), 0, "no scratch directory yet");
         let live = ScratchPages::create(&root).unwrap();
-        live.apply(vec![(b"k".to_vec(), Some(b"v".to_vec()))]).unwrap();
+        live.apply(&[(b"k", Some(b"v"))].into_iter().collect()).unwrap();
         let [live_file] = entries(&root).try_into().unwrap();
         // What a killed process leaves: its store's file (unlocked once
         // the process is gone), a directory (the sled stores of an older

@@ -30,35 +30,169 @@ use serde::de::DeserializeOwned;
 
 use super::Fault;
 use super::filter::KeyFilter;
-use super::pages::{self, Change, Entry, PageError, PagedTree};
+use super::pages::{self, Entry, PageError, PagedTree};
 use super::scratch::ScratchPages;
 
 /// Entries changed since the last flush: `None` deletes the key.
+///
+/// Every key and value sits in one buffer, each change naming its ranges
+/// in it: a flush of 64 Ki rows allocated a key and a value vector per
+/// row here, which the store writer thread then freed (a cross-thread
+/// free per allocation, with glibc's arena locks and consolidation on
+/// top; BENCHMARKS.md, "Projection replay").
 #[derive(Debug, Default)]
 pub struct Changes {
-    pub(crate) entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The keys and values, back to back.
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+/// Where one change's key and value lie in [`Changes::bytes`]: the key at
+/// `start`, its value (if any) right after it.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    key_len: u32,
+    /// `None` deletes the key.
+    value_len: Option<u32>,
 }
 
 impl Changes {
+    /// Room for `entries` changes of `bytes` bytes in all, keys and values
+    /// together.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Changes {
+        Changes {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(entries),
+        }
+    }
+
     /// Stores `value` under `key`.
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.entries.push((key, Some(value)));
+    ///
+    /// # Panics
+    ///
+    /// If the key or the value is 4 GiB or longer (a store page records
+    /// lengths in 32 bits).
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(value);
+        self.spans.push(Span {
+            start,
+            key_len: len_u32(key.len()),
+            value_len: Some(len_u32(value.len())),
+        });
     }
 
     /// Deletes `key`.
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.entries.push((key, None));
+    ///
+    /// # Panics
+    ///
+    /// If the key is 4 GiB or longer.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        let key = key.as_ref();
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.spans.push(Span {
+            start,
+            key_len: len_u32(key.len()),
+            value_len: None,
+        });
+    }
+
+    /// Stores under `key_parts` (concatenated) the value `write` appends to
+    /// the buffer it is given, without a vector of its own for either.
+    /// Returns the value's length; if `write` fails nothing is added.
+    pub(crate) fn put_with<E>(
+        &mut self,
+        key_parts: &[&[u8]],
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let start = self.bytes.len();
+        for part in key_parts {
+            self.bytes.extend_from_slice(part);
+        }
+        let key_len = self.bytes.len() - start;
+        if let Err(err) = write(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(err);
+        }
+        let value_len = self.bytes.len() - start - key_len;
+        self.spans.push(Span {
+            start,
+            key_len: len_u32(key_len),
+            value_len: Some(len_u32(value_len)),
+        });
+        Ok(value_len)
+    }
+
+    /// Deletes the key `key_parts` concatenated.
+    pub(crate) fn delete_parts(&mut self, key_parts: &[&[u8]]) {
+        let start = self.bytes.len();
+        for part in key_parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self.spans.push(Span {
+            start,
+            key_len: len_u32(self.bytes.len() - start),
+            value_len: None,
+        });
+    }
+
+    /// Reserves room for `entries` more changes.
+    pub(crate) fn reserve(&mut self, entries: usize) {
+        self.spans.reserve(entries);
     }
 
     /// How many entries changed.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.spans.len()
     }
 
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.spans.is_empty()
     }
+
+    /// How many bytes the keys and values take together.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The changes in the order they were made, as (key, value or `None`
+    /// for a deletion).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+        self.spans.iter().map(|span| {
+            let key_end = span.start + span.key_len as usize;
+            let value = span.value_len.map(|len| &self.bytes[key_end..key_end + len as usize]);
+            (&self.bytes[span.start..key_end], value)
+        })
+    }
+
+    /// The changes as owned pairs, in the order they were made.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.iter()
+            .map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec)))
+            .collect()
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(K, Option<V>)> for Changes {
+    fn from_iter<I: IntoIterator<Item = (K, Option<V>)>>(iter: I) -> Changes {
+        let mut changes = Changes::default();
+        for (key, value) in iter {
+            match value {
+                Some(value) => changes.put(key, value),
+                None => changes.delete(key),
+            }
+        }
+        changes
+    }
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("a projection key or value is under 4 GiB")
 }
 
 /// A projection's stored state, as tables read evicted rows back from it.
@@ -106,7 +240,7 @@ impl RowStore {
     }
 
     /// Stores `changes` (no engine keys).
-    pub(crate) fn apply(&self, changes: Vec<Change>) -> Result<(), PageError> {
+    pub(crate) fn apply(&self, changes: &Changes) -> Result<(), PageError> {
         match &self.backing {
             Backing::Tree(tree) => tree.apply(changes, Vec::new()),
             Backing::Scratch(pages) => pages.apply(changes),
@@ -454,22 +588,20 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let mut keys = std::mem::take(&mut self.changed);
         keys.sort_unstable();
         keys.dedup();
-        changes.entries.reserve(keys.len());
-        // Rows serialise into one buffer, copied out at their exact size:
-        // `to_vec` would grow a fresh vector by doubling for every row.
-        let mut buffer = Vec::with_capacity(1024);
+        changes.reserve(keys.len());
+        let name = self.name.as_bytes();
         for key in &keys {
-            let stored = self.stored_key(key);
+            let stored: [&[u8]; 3] = [name, &[0], key.as_bytes()];
             match self.rows.get_mut(key.as_str()) {
                 Some(row) => {
                     let Some(value) = &row.value else {
                         row.changed = false;
-                        changes.delete(stored);
+                        changes.delete_parts(&stored);
                         continue;
                     };
-                    buffer.clear();
-                    let value = match serde_json::to_writer(&mut buffer, value) {
-                        Ok(()) => buffer.as_slice().to_vec(),
+                    // Serialised straight into the flush's buffer.
+                    let value_len = match changes.put_with(&stored, |buffer| serde_json::to_writer(buffer, value)) {
+                        Ok(len) => len,
                         Err(e) => {
                             self.changed.extend(keys.iter().cloned());
                             return Err(Fault::new(format!(
@@ -482,12 +614,11 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                     if self.store.is_some() {
                         self.stored_keys.insert(key.as_bytes());
                     }
-                    let bytes = key.len() + value.len() + ROW_OVERHEAD;
+                    let bytes = key.len() + value_len + ROW_OVERHEAD;
                     self.resident_bytes = self.resident_bytes - row.bytes + bytes;
                     row.bytes = bytes;
-                    changes.put(stored, value);
                 }
-                None => changes.delete(stored),
+                None => changes.delete_parts(&stored),
             }
         }
         Ok(())
@@ -923,6 +1054,38 @@ mod tests {
         assert_eq!(table.clone().first_key(), expected.keys().next().cloned());
     }
 
+    /// Keys and values share one buffer: each reads back whole, in the
+    /// order made, and a value that failed to serialise leaves nothing.
+    #[test]
+    fn changes_read_back_in_order_from_one_buffer() {
+        let mut changes = Changes::default();
+        changes.put(b"t\0a", b"1");
+        let len = changes
+            .put_with(&[b"t", &[0], b"b"], |buffer| serde_json::to_writer(buffer, &[1, 2]))
+            .unwrap();
+        assert_eq!(len, 5);
+        let failed = changes.put_with(&[b"t", &[0], b"c"], |buffer| {
+            buffer.extend_from_slice(b"partial");
+            Err("no")
+        });
+        assert_eq!(failed, Err("no"));
+        changes.delete_parts(&[b"t", &[0], b"d"]);
+        changes.put(b"t\0e", b"");
+        changes.delete(b"t\0a");
+        assert_eq!(
+            changes.entries(),
+            vec![
+                (b"t\0a".to_vec(), Some(b"1".to_vec())),
+                (b"t\0b".to_vec(), Some(b"[1,2]".to_vec())),
+                (b"t\0d".to_vec(), None),
+                (b"t\0e".to_vec(), Some(Vec::new())),
+                (b"t\0a".to_vec(), None),
+            ]
+        );
+        assert_eq!(changes.len(), 5);
+        assert_eq!(changes.bytes(), 3 + 1 + 3 + 5 + 3 + 3 + 3);
+    }
+
     #[test]
     fn changed_rows_round_trip_through_restore() {
         let mut table: Table<u64> = Table::new("counts");
@@ -935,7 +1098,7 @@ mod tests {
 
         let mut restored: Table<u64> = Table::new("counts");
         let mut other: Table<u64> = Table::new("other");
-        for (key, value) in &changes.entries {
+        for (key, value) in &changes.entries() {
             let value = value.as_ref().unwrap();
             assert!(!other.restore(key, value).unwrap());
             assert!(restored.restore(key, value).unwrap());
@@ -951,7 +1114,7 @@ mod tests {
         assert!(changes.is_empty());
         table.remove("b");
         table.take_changes(&mut changes).unwrap();
-        assert_eq!(changes.entries, vec![(b"counts\0b".to_vec(), None)]);
+        assert_eq!(changes.entries(), vec![(b"counts\0b".to_vec(), None)]);
     }
 
     #[test]
@@ -968,7 +1131,7 @@ mod tests {
         let mut changes = Changes::default();
         table.take_changes(&mut changes).unwrap();
         assert_eq!(
-            changes.entries,
+            changes.entries(),
             vec![
                 (b"t\0a".to_vec(), Some(b"3".to_vec())),
                 (b"t\0b".to_vec(), Some(b"5".to_vec())),
@@ -982,7 +1145,7 @@ mod tests {
         assert!(changes.is_empty());
         table.insert("a", 4);
         table.take_changes(&mut changes).unwrap();
-        assert_eq!(changes.entries, vec![(b"t\0a".to_vec(), Some(b"4".to_vec()))]);
+        assert_eq!(changes.entries(), vec![(b"t\0a".to_vec(), Some(b"4".to_vec()))]);
     }
 
     #[test]
@@ -996,7 +1159,7 @@ mod tests {
         table.get_mut("b").unwrap().clear();
         let mut changes = Changes::default();
         table.take_changes(&mut changes).unwrap();
-        let keys: Vec<&[u8]> = changes.entries.iter().map(|(k, _)| &k[..]).collect();
+        let keys: Vec<&[u8]> = changes.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, [&b"t\0a"[..], &b"t\0b"[..]]);
     }
 
@@ -1023,7 +1186,7 @@ mod tests {
         let flush = |table: &mut Table<u64>| {
             let mut changes = Changes::default();
             table.take_changes(&mut changes).unwrap();
-            tree.apply(changes.entries, Vec::new()).unwrap();
+            tree.apply(&changes, Vec::new()).unwrap();
             table.evict_to(0);
         };
         for round in 0..5u64 {

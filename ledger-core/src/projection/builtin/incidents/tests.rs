@@ -140,7 +140,7 @@ fn snapshot(incidents: &Incidents) -> String {
 fn flush(incidents: &mut Incidents, stored: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
     let mut changes = Changes::default();
     incidents.take_changes(&mut changes).unwrap();
-    for (key, value) in changes.entries {
+    for (key, value) in changes.entries() {
         match value {
             Some(value) => stored.insert(key, value),
             None => stored.remove(&key),

@@ -194,7 +194,7 @@ fn flush(subjects: &mut Subjects, stored: &mut BTreeMap<Vec<u8>, Vec<u8>>) -> Ve
     let mut changes = Changes::default();
     subjects.take_changes(&mut changes).unwrap();
     let mut keys = Vec::new();
-    for (key, value) in changes.entries {
+    for (key, value) in changes.entries() {
         keys.push(String::from_utf8_lossy(&key).replace('\0', "|"));
         match value {
             Some(value) => stored.insert(key, value),

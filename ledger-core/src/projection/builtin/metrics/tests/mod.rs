@@ -60,7 +60,7 @@ fn flush(metrics: &mut Metrics, store: &mut Store) -> Result<usize, Fault> {
     let mut changes = Changes::default();
     metrics.take_changes(&mut changes)?;
     let n_changes = changes.len();
-    for (key, value) in changes.entries {
+    for (key, value) in changes.entries() {
         match value {
             Some(value) => store.insert(key, value),
             None => store.remove(&key),

@@ -72,7 +72,7 @@ fn state_round_trips_through_take_changes_and_restore() -> Result<(), Fault> {
     let mut log = Log::new();
     let mut stored: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut persist = |changes: Changes| {
-        for (key, value) in changes.entries {
+        for (key, value) in changes.entries() {
             match value {
                 Some(value) => stored.insert(key, value),
                 None => stored.remove(&key),
@@ -93,7 +93,7 @@ fn state_round_trips_through_take_changes_and_restore() -> Result<(), Fault> {
     }
     let final_changes = take(&mut log.tasks);
     assert!(
-        final_changes.entries.iter().any(|(_, value)| value.is_none()),
+        final_changes.entries().iter().any(|(_, value)| value.is_none()),
         "resolved anomalies are deletions"
     );
     persist(final_changes);
@@ -116,7 +116,7 @@ fn state_round_trips_through_take_changes_and_restore() -> Result<(), Fault> {
         replay.apply(record, &mut Effects::default())?;
     }
     let replayed: BTreeMap<Vec<u8>, Vec<u8>> = take(&mut replay)
-        .entries
+        .entries()
         .into_iter()
         .filter_map(|(key, value)| value.map(|value| (key, value)))
         .collect();
