@@ -83,22 +83,22 @@ pub(super) struct TaskCreated {
 }
 
 impl TaskCreated {
+    const FIELDS: &'static [&'static str] = &["id", "workstream", "title", "status", "priority", "owner", "done_when"];
+
     pub fn parse(payload: &[u8]) -> Result<Self, Fault> {
-        Fields::read(
-            payload,
-            &["id", "workstream", "title", "status", "priority", "owner", "done_when"],
-            |fields| {
-                Ok(TaskCreated {
-                    id: fields.id("id")?,
-                    workstream: fields.id("workstream")?,
-                    title: fields.text("title")?,
-                    status: fields.optional("status")?.unwrap_or(TaskStatus::Backlog),
-                    priority: fields.optional("priority")?.unwrap_or_default(),
-                    owner: fields.optional_text("owner")?,
-                    done_when: fields.optional_text("done_when")?,
-                })
-            },
-        )
+        Fields::read(payload, Self::FIELDS, Self::from_fields)
+    }
+
+    fn from_fields(fields: &Fields<'_>) -> Result<Self, Fault> {
+        Ok(TaskCreated {
+            id: fields.id("id")?,
+            workstream: fields.id("workstream")?,
+            title: fields.text("title")?,
+            status: fields.optional("status")?.unwrap_or(TaskStatus::Backlog),
+            priority: fields.optional("priority")?.unwrap_or_default(),
+            owner: fields.optional_text("owner")?,
+            done_when: fields.optional_text("done_when")?,
+        })
     }
 }
 
@@ -375,26 +375,14 @@ mod tests {
     /// repeated keys and enums included.
     #[test]
     fn both_passes_read_the_same_events() -> Result<(), Fault> {
-        let known = ["id", "workstream", "title", "status", "priority", "owner", "done_when"];
-        let build = |fields: &Fields<'_>| {
-            Ok(TaskCreated {
-                id: fields.id("id")?,
-                workstream: fields.id("workstream")?,
-                title: fields.text("title")?,
-                status: fields.optional("status")?.unwrap_or(TaskStatus::Backlog),
-                priority: fields.optional("priority")?.unwrap_or_default(),
-                owner: fields.optional_text("owner")?,
-                done_when: fields.optional_text("done_when")?,
-            })
-        };
         let payloads: [&[u8]; 3] = [
             br#"{"id":"T-1","workstream":"W","title":"a \"quoted\"\n title \u00e9","status":"todo","priority":"P1","owner":null}"#,
             br#"{"id":"T-1","id":"T-2","workstream":"W","title":"x","done_when":"tests pass"}"#,
             br#" { "id" : "T-3" , "workstream" : "W" , "title" : "y" , "owner" : null , "status" : null } "#,
         ];
         for payload in payloads {
-            let raw = build(&Fields::raw(payload, &known)?)?;
-            let tree = build(&Fields::parse(payload, &known)?)?;
+            let raw = TaskCreated::from_fields(&Fields::raw(payload, TaskCreated::FIELDS)?)?;
+            let tree = TaskCreated::from_fields(&Fields::parse(payload, TaskCreated::FIELDS)?)?;
             assert_eq!(format!("{raw:?}"), format!("{tree:?}"));
         }
         let update = br#"{"id":"T-1","owner":null,"done_when":"now"}"#;
