@@ -27,7 +27,14 @@ const TINY: usize = 4 * 1024;
 const CATCH_UP: Duration = Duration::from_secs(600);
 
 fn open(ledger: &Arc<Ledger>, dir: &Path, resident_bytes: usize) -> anyhow::Result<(Projections, Builtins)> {
-    let engine = Projections::open_with(Arc::clone(ledger), dir, ProjectionsConfig { resident_bytes })?;
+    let engine = Projections::open_with(
+        Arc::clone(ledger),
+        dir,
+        ProjectionsConfig {
+            resident_bytes,
+            ..ProjectionsConfig::default()
+        },
+    )?;
     let builtins = Builtins::register(&engine)?;
     let deadline = Instant::now() + CATCH_UP;
     while engine.status()?.iter().any(|s| s.applied < ledger.len()) {

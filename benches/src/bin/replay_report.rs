@@ -47,7 +47,9 @@
 //! default, as at 10 M records each fold takes ten times as long;
 //! `benches/run.sh` turns it on for its one size: ~10-15 s at 1 M).
 //! `--resident-mib N` bounds each projection's resident state to N MiB
-//! (`ProjectionsConfig`; the engine's default otherwise). `--json FILE`
+//! (`ProjectionsConfig`; the engine's default otherwise), `--round-mib N`
+//! bounds how far a catch-up round may grow them before an early flush
+//! (`ProjectionsConfig::round_bytes`). `--json FILE`
 //! also writes the figures as JSON, for the one-command report
 //! (`benches/run.sh`).
 
@@ -167,6 +169,14 @@ fn main() -> AnyResult<()> {
                         .ok_or_else(|| io::Error::other("--resident-mib needs a number of MiB"))?,
                 );
             }
+            "--round-mib" => {
+                options.round_mib = Some(
+                    args.next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| io::Error::other("--round-mib needs a positive number of MiB"))?,
+                );
+            }
             "--keep-logs" => {
                 options.keep_logs = Some(
                     args.next()
@@ -249,6 +259,9 @@ struct Options {
     /// Resident state per projection (`ProjectionsConfig::resident_bytes`),
     /// in MiB; the engine's default when absent.
     resident_mib: Option<usize>,
+    /// `--round-mib`: each projection's catch-up round bound
+    /// ([`ProjectionsConfig::round_bytes`]) in MiB; the default when absent.
+    round_mib: Option<usize>,
     json: Option<PathBuf>,
 }
 
@@ -291,6 +304,9 @@ fn run_size(records: u64, options: &Options) -> AnyResult<SizeReport> {
     let mut config = ProjectionsConfig::default();
     if let Some(mib) = options.resident_mib {
         config.resident_bytes = mib << 20;
+    }
+    if let Some(mib) = options.round_mib {
+        config.round_bytes = mib << 20;
     }
     let engine = Projections::open_with(Arc::clone(&ledger), &proj_dir, config)?;
     // tasks, incidents, subjects and metrics (without alert rules).

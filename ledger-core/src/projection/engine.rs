@@ -101,6 +101,9 @@ const STORE_LAYOUT: u32 = 2;
 /// projection, 64 MiB for the four built-ins.
 pub const DEFAULT_RESIDENT_BYTES: usize = 16 * 1024 * 1024;
 
+/// Default of [`ProjectionsConfig::round_bytes`]: 16 MiB per projection.
+pub const DEFAULT_ROUND_BYTES: usize = 16 * 1024 * 1024;
+
 /// How the engine runs its projections.
 #[derive(Clone, Debug)]
 pub struct ProjectionsConfig {
@@ -112,12 +115,23 @@ pub struct ProjectionsConfig {
     /// changes come on top. Projections that list no tables
     /// ([`Projection::cached`]) keep everything.
     pub resident_bytes: usize,
+    /// How far a catch-up round may grow a projection's resident rows (the
+    /// rows it changes, which stay until flushed, and those it reads back
+    /// from the store), in bytes, before that projection flushes early.
+    /// A round otherwise ends after a fixed number of records, so what it
+    /// holds would grow with the rows those records touch: with the state's
+    /// size (more distinct rows per round as the log grows) and with the
+    /// rows' own size. This bounds it: a projection holds at most about
+    /// `resident_bytes + 2 × round_bytes` of rows, and one flush's store
+    /// batch is at most about `round_bytes` of changes.
+    pub round_bytes: usize,
 }
 
 impl Default for ProjectionsConfig {
     fn default() -> Self {
         ProjectionsConfig {
             resident_bytes: DEFAULT_RESIDENT_BYTES,
+            round_bytes: DEFAULT_ROUND_BYTES,
         }
     }
 }
@@ -326,6 +340,11 @@ struct Position {
     tree: Arc<PagedTree>,
     /// Records folded since the last flush.
     unflushed: u64,
+    /// The state's resident bytes after the last fold step, and right
+    /// after the last catch-up flush took its changes: their difference is
+    /// what the round has added since (see [`ProjectionsConfig::round_bytes`]).
+    resident: usize,
+    resident_at_flush: usize,
     replay: Option<ReplayProgress>,
 }
 
@@ -341,6 +360,8 @@ struct Slot<P> {
     writes: Arc<Writes>,
     /// [`ProjectionsConfig::resident_bytes`].
     resident_bytes: usize,
+    /// [`ProjectionsConfig::round_bytes`].
+    round_bytes: usize,
 }
 
 /// A batch handed to the store writer thread: the changed rows, faults
@@ -440,7 +461,16 @@ impl<P: Projection> Slot<P> {
         let mut state = self.state.write().map_err(|_| poisoned())?;
         let mut position = self.lock_position()?;
         fold_into(&mut *state, &mut position, records, effects);
+        position.resident = resident_of(&mut *state);
         Ok(())
+    }
+
+    /// Whether the rows this catch-up round added since its last flush
+    /// have reached [`ProjectionsConfig::round_bytes`].
+    fn round_full(&self) -> bool {
+        self.position
+            .lock()
+            .is_ok_and(|p| p.resident.saturating_sub(p.resident_at_flush) >= self.round_bytes)
     }
 
     /// Writes the changed entries, the faults and the position in one
@@ -465,7 +495,10 @@ impl<P: Projection> Slot<P> {
             // folded), evict what is clean, then hand over this round's.
             self.writes.wait()?;
             evict(&mut *state, self.resident_bytes);
-            let Some(batch) = build_batch(self.name, &mut *state, &mut position)? else {
+            let batch = build_batch(self.name, &mut *state, &mut position)?;
+            position.resident = resident_of(&mut *state);
+            position.resident_at_flush = position.resident;
+            let Some(batch) = batch else {
                 return Ok(());
             };
             // Counted before the locks are released, so a synchronous
@@ -505,6 +538,11 @@ fn attach_to<P: Projection>(state: &mut P, store: &RowStore) {
     for table in state.cached() {
         table.attach(store);
     }
+}
+
+/// The bytes of rows `state` holds in memory (see [`Cached::resident_bytes`]).
+fn resident_of<P: Projection>(state: &mut P) -> usize {
+    state.cached().iter().map(|table| table.resident_bytes()).sum()
 }
 
 /// Evicts rows of `state` beyond `budget` bytes, every table down to its
@@ -559,6 +597,7 @@ trait ErasedSlot: Send + Sync {
     fn name(&self) -> &'static str;
     fn applied(&self) -> u64;
     fn unflushed(&self) -> u64;
+    fn round_full(&self) -> bool;
     fn fold(&self, records: &[Record], effects: &mut Effects) -> Result<()>;
     fn flush(&self) -> Result<()>;
     fn flush_behind(&self, writer: &SyncSender<WriteJob>) -> Result<()>;
@@ -584,6 +623,10 @@ impl<P: Projection> ErasedSlot for Slot<P> {
 
     fn unflushed(&self) -> u64 {
         self.position.lock().map_or(0, |p| p.unflushed)
+    }
+
+    fn round_full(&self) -> bool {
+        Slot::round_full(self)
     }
 
     fn fold(&self, records: &[Record], effects: &mut Effects) -> Result<()> {
@@ -696,6 +739,8 @@ impl<P: Projection> Slot<P> {
             generation,
             tree,
             unflushed: 0,
+            resident: 0,
+            resident_at_flush: 0,
             replay: None,
         };
         let mut state = fresh;
@@ -1157,11 +1202,14 @@ impl Projections {
                 generation,
                 tree,
                 unflushed: 0,
+                resident: 0,
+                resident_at_flush: 0,
                 replay: None,
             }),
             replaying: AtomicBool::new(false),
             writes: Arc::default(),
             resident_bytes: self.inner.config.resident_bytes,
+            round_bytes: self.inner.config.round_bytes,
         });
         self.inner
             .slots
@@ -1366,7 +1414,9 @@ fn catch_up_round(inner: &Inner, slots: &[Arc<dyn ErasedSlot>], from: u64, end: 
     let mut folds = slots.iter().zip(effects.iter_mut()).map(|(slot, effects)| {
         move |records: &[Record]| -> Result<()> {
             let folded = slot.fold(records, effects).and_then(|()| {
-                if slot.applied() >= end {
+                // Early when the round has grown the rows past its bound:
+                // the stored state is records 0..applied either way.
+                if slot.applied() >= end || slot.round_full() {
                     slot.flush_behind(&inner.writer)
                 } else {
                     Ok(())
@@ -1702,6 +1752,56 @@ mod tests {
         assert_eq!(scratch_digest(&mut scratch, len).unwrap().digest, expected[3]);
     }
 
+    /// A catch-up round bound so small that every fold step ends in an
+    /// early flush must still store exactly records `0..applied` each
+    /// time: the same digests as a plain fold, and after a reopen.
+    #[test]
+    fn rounds_cut_short_by_their_byte_bound_reach_the_same_state() {
+        use crate::projection::builtin::Builtins;
+        use crate::projection::builtin::subjects::Subjects;
+        use crate::projection::builtin::tasks::Tasks;
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = sample_ledger(dir.path(), 12);
+        let len = ledger.len();
+        assert!(
+            len > CATCH_UP_LAG + 4 * CHUNK as u64,
+            "the engine must catch up in rounds"
+        );
+        let expected = [
+            plain_digest(&ledger, Tasks::default(), len),
+            plain_digest(&ledger, Subjects::default(), len),
+        ];
+        let config = ProjectionsConfig {
+            resident_bytes: 64 * 1024,
+            round_bytes: 1,
+        };
+        let proj = dir.path().join("proj");
+        let engine = Projections::open_with(Arc::clone(&ledger), &proj, config.clone()).unwrap();
+        let builtins = Builtins::register(&engine).unwrap();
+        assert!(builtins.tasks.wait_applied(len, WAIT));
+        assert!(builtins.subjects.wait_applied(len, WAIT));
+        let digests = || {
+            [
+                builtins.tasks.digest().unwrap().digest,
+                builtins.subjects.digest().unwrap().digest,
+            ]
+        };
+        assert_eq!(digests(), expected);
+        engine.close().unwrap();
+        drop((engine, builtins));
+        let engine = Projections::open_with(Arc::clone(&ledger), &proj, config).unwrap();
+        let builtins = Builtins::register(&engine).unwrap();
+        assert_eq!(builtins.tasks.status().unwrap().applied, len);
+        assert_eq!(
+            [
+                builtins.tasks.digest().unwrap().digest,
+                builtins.subjects.digest().unwrap().digest,
+            ],
+            expected
+        );
+    }
+
     #[test]
     fn waiting_for_queued_writes_blocks_until_applied_and_reports_a_failure_once() {
         let writes = Arc::new(Writes::default());
@@ -1913,7 +2013,10 @@ mod tests {
         let ledger = sample_ledger(dir.path(), appends);
         let len = ledger.len();
         let budget = 16 * 1024;
-        let config = ProjectionsConfig { resident_bytes: budget };
+        let config = ProjectionsConfig {
+            resident_bytes: budget,
+            ..ProjectionsConfig::default()
+        };
         let proj = dir.path().join("proj");
         let engine = Projections::open_with(Arc::clone(&ledger), &proj, config).unwrap();
         let builtins = Builtins::register(&engine).unwrap();
@@ -1962,7 +2065,10 @@ mod tests {
         let ledger = sample_ledger(dir.path(), 3);
         let len = ledger.len();
         let proj = dir.path().join("proj");
-        let config = ProjectionsConfig { resident_bytes: 4096 };
+        let config = ProjectionsConfig {
+            resident_bytes: 4096,
+            ..ProjectionsConfig::default()
+        };
         let engine = Projections::open_with(Arc::clone(&ledger), &proj, config.clone()).unwrap();
         let tasks = engine.register(Tasks::default()).unwrap();
         let expected = plain_digest(&ledger, Tasks::default(), len);
