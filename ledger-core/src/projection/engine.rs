@@ -345,6 +345,9 @@ struct Position {
     /// what the round has added since (see [`ProjectionsConfig::round_bytes`]).
     resident: usize,
     resident_at_flush: usize,
+    /// The last flush's changes as (entries, bytes of keys and values):
+    /// the next flush's buffer is sized from it (see [`build_batch`]).
+    last_flush: (usize, usize),
     replay: Option<ReplayProgress>,
 }
 
@@ -571,14 +574,21 @@ fn write_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position
 
 /// The batch of everything changed since the last flush (rows, faults and
 /// the position), or `None` when nothing did. Counts it as flushed.
+///
+/// The changes' buffer is sized up front from the slot's last flush, an
+/// eighth more: a catch-up's flushes are much alike, and grown by doubling
+/// the buffer of a flush overshot by up to 2×, held until the store writer
+/// applied it.
 fn build_batch<P: Projection>(name: &str, state: &mut P, position: &mut Position) -> Result<Option<Batch>> {
-    let mut changes = Changes::default();
+    let (entries, bytes) = position.last_flush;
+    let mut changes = Changes::with_capacity(entries + entries / 8, bytes + bytes / 8);
     state
         .take_changes(&mut changes)
         .map_err(|fault| ProjectionError::Fault {
             name: name.to_string(),
             fault,
         })?;
+    position.last_flush = (changes.len(), changes.bytes());
     if changes.is_empty() && position.unflushed_faults.is_empty() && position.unflushed == 0 {
         return Ok(None);
     }
@@ -741,6 +751,7 @@ impl<P: Projection> Slot<P> {
             unflushed: 0,
             resident: 0,
             resident_at_flush: 0,
+            last_flush: (0, 0),
             replay: None,
         };
         let mut state = fresh;
@@ -1204,6 +1215,7 @@ impl Projections {
                 unflushed: 0,
                 resident: 0,
                 resident_at_flush: 0,
+                last_flush: (0, 0),
                 replay: None,
             }),
             replaying: AtomicBool::new(false),

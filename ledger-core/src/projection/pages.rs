@@ -119,6 +119,14 @@ impl PagedTree {
         })
     }
 
+    /// The keys alone of what [`PagedTree::scan`] would return.
+    pub(crate) fn scan_keys(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, PageError> {
+        let pages = self.pages.read().map_err(|_| PageError::Poisoned)?;
+        scan_keys_in(&pages, prefix, from, limit, |bound, _| {
+            Ok(self.tree.get(page_key(bound))?)
+        })
+    }
+
     /// The sled tree (engine keys are read and written directly).
     pub(crate) fn tree(&self) -> &sled::Tree {
         &self.tree
@@ -197,8 +205,35 @@ pub(crate) fn scan_in<T, B: AsRef<[u8]>>(
     prefix: &[u8],
     from: &[u8],
     limit: usize,
-    mut read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
+    read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
 ) -> Result<Vec<Entry>, PageError> {
+    scan_with(pages, prefix, from, limit, read, |key, value| {
+        (key.to_vec(), value.to_vec())
+    })
+}
+
+/// The keys alone of what [`scan_in`] would return: a walk in key order
+/// (the metrics' retention) copies no value.
+pub(crate) fn scan_keys_in<T, B: AsRef<[u8]>>(
+    pages: &BTreeMap<Vec<u8>, T>,
+    prefix: &[u8],
+    from: &[u8],
+    limit: usize,
+    read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
+) -> Result<Vec<Vec<u8>>, PageError> {
+    scan_with(pages, prefix, from, limit, read, |key, _| key.to_vec())
+}
+
+/// The entries under `prefix` from `from` on, at most `limit`, each as
+/// `keep(key, value)` makes it.
+fn scan_with<T, B: AsRef<[u8]>, I>(
+    pages: &BTreeMap<Vec<u8>, T>,
+    prefix: &[u8],
+    from: &[u8],
+    limit: usize,
+    mut read: impl FnMut(&[u8], &T) -> Result<Option<B>, PageError>,
+    mut keep: impl FnMut(&[u8], &[u8]) -> I,
+) -> Result<Vec<I>, PageError> {
     let from = from.max(prefix);
     let first = pages
         .range::<[u8], _>((Bound::Unbounded, Bound::Included(from)))
@@ -206,6 +241,9 @@ pub(crate) fn scan_in<T, B: AsRef<[u8]>>(
         .map(|(bound, _)| bound.clone())
         .unwrap_or_default();
     let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
     for (bound, kept) in pages.range::<[u8], _>((Bound::Included(&first[..]), Bound::Unbounded)) {
         if bound.as_slice() > prefix && !bound.starts_with(prefix) {
             break;
@@ -220,7 +258,7 @@ pub(crate) fn scan_in<T, B: AsRef<[u8]>>(
             if !key.starts_with(prefix) {
                 return Ok(out);
             }
-            out.push((key.to_vec(), value.to_vec()));
+            out.push(keep(key, value));
             if out.len() >= limit {
                 return Ok(out);
             }
@@ -568,6 +606,18 @@ mod tests {
         let first = tree.scan(b"b\0", b"", 3).unwrap();
         assert_eq!(first, under(b"b\0", b"")[..3]);
         assert!(tree.scan(b"c\0", b"", usize::MAX).unwrap().is_empty());
+        // Keys alone: the same keys, from the same bound, to the same limit.
+        let keys = |entries: Vec<Entry>| entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            tree.scan_keys(b"a\0", b"", usize::MAX).unwrap(),
+            keys(under(b"a\0", b""))
+        );
+        assert_eq!(
+            tree.scan_keys(b"b\0", b"b\x000500", 40).unwrap(),
+            keys(under(b"b\0", b"b\x000500"))[..40]
+        );
+        assert!(tree.scan_keys(b"a\0", b"", 0).unwrap().is_empty());
+        assert!(tree.scan_keys(b"c\0", b"", usize::MAX).unwrap().is_empty());
     }
 
     #[test]

@@ -156,6 +156,12 @@ impl ScratchPages {
         pages::scan_in(&pages, prefix, from, limit, |_, slot| self.read(slot))
     }
 
+    /// Like [`pages::PagedTree::scan_keys`].
+    pub(crate) fn scan_keys(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, PageError> {
+        let pages = self.pages.read().map_err(|_| PageError::Poisoned)?;
+        pages::scan_keys_in(&pages, prefix, from, limit, |_, slot| self.read(slot))
+    }
+
     /// Applies `changes` (logical entries).
     pub(crate) fn apply(&self, changes: &Changes) -> Result<(), PageError> {
         let mut space = self.space.lock().map_err(|_| PageError::Poisoned)?;
@@ -332,6 +338,11 @@ mod tests {
             under(b"a\0", b"a\x0002000")
         );
         assert_eq!(store.scan(b"a\0", b"", 3).unwrap(), under(b"a\0", b"")[..3]);
+        let keys = |entries: Vec<Entry>| entries.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            store.scan_keys(b"a\0", b"a\x0002000", 50).unwrap(),
+            keys(under(b"a\0", b"a\x0002000"))[..50]
+        );
         // Rewritten pages reuse freed slots: the file does not grow with
         // the bytes written (80 rounds rewrote every page many times).
         let held: u64 = store.pages.read().unwrap().values().map(|slot| slot.len as u64).sum();

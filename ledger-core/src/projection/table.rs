@@ -239,6 +239,14 @@ impl RowStore {
         }
     }
 
+    /// The keys alone of what [`RowStore::scan`] would return.
+    pub(crate) fn scan_keys(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, PageError> {
+        match &self.backing {
+            Backing::Tree(tree) => tree.scan_keys(prefix, from, limit),
+            Backing::Scratch(pages) => pages.scan_keys(prefix, from, limit),
+        }
+    }
+
     /// Stores `changes` (no engine keys).
     pub(crate) fn apply(&self, changes: &Changes) -> Result<(), PageError> {
         match &self.backing {
@@ -543,23 +551,66 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
 
     /// The first row's key after `after` (from the start when `None`).
     pub fn next_key(&self, after: Option<&str>) -> Option<String> {
+        self.keys_after(after, 1).pop()
+    }
+
+    /// At most `limit` row keys after `after` (from the start when
+    /// `None`), in key order, without reading a value.
+    ///
+    /// A walk in key order that changes rows as it goes (the metrics'
+    /// retention deleting expired minutes) asks for many keys at once:
+    /// one [`Table::next_key`] per row read a stored page and copied its
+    /// values every time.
+    pub fn keys_after(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        let mut keys = Vec::new();
+        if limit == 0 {
+            return keys;
+        }
         let lower = match after {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        let resident = self
-            .rows
-            .range(lower)
-            .find(|(_, row)| row.value.is_some())
-            .map(|(key, _)| key.to_string());
-        if self.complete {
-            return resident;
+        let mut resident = self.rows.range(lower).peekable();
+        // The stored keys are read in batches after `cursor` (the key last
+        // read, else `after`), growing while removed rows hide them.
+        let mut stored = Vec::new().into_iter().peekable();
+        let mut stored_done = self.complete || self.store.is_none();
+        let mut cursor = after.map(str::to_string);
+        let mut batch = limit.saturating_add(1).clamp(16, 4096);
+        while keys.len() < limit {
+            if stored.peek().is_none() && !stored_done {
+                let mut found = self.scan_keys_from(cursor.as_deref().unwrap_or(""), batch);
+                stored_done = found.len() < batch;
+                batch = (batch * 4).min(4096);
+                // The scan starts at the cursor itself.
+                if let Some(cursor) = &cursor {
+                    found.retain(|key| key > cursor);
+                }
+                if let Some(last) = found.last() {
+                    cursor = Some(last.clone());
+                }
+                stored = found.into_iter().peekable();
+                continue;
+            }
+            let order = match (resident.peek(), stored.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((resident, _)), Some(stored)) => (*resident).cmp(stored.as_str()),
+            };
+            if order == std::cmp::Ordering::Equal {
+                // The resident row (or its removal) is the newer.
+                stored.next();
+            }
+            if order == std::cmp::Ordering::Greater {
+                keys.extend(stored.next());
+            } else if let Some((key, row)) = resident.next()
+                && row.value.is_some()
+            {
+                keys.push(key.to_string());
+            }
         }
-        let stored = self.next_stored(after.unwrap_or(""), resident.as_deref());
-        match (resident, stored) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        keys
     }
 
     /// Number of rows.
@@ -725,30 +776,24 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
     }
 
-    /// The first stored row after `after` that is not removed since,
-    /// looking no further than `until` (a resident row, which wins then).
-    fn next_stored(&self, after: &str, until: Option<&str>) -> Option<String> {
-        let mut from = after.to_string();
-        let mut limit = 16;
-        loop {
-            let found = self.scan_from("", &from, limit);
-            let short = found.len() < limit;
-            for (key, _) in found {
-                if key.as_str() <= after {
-                    continue;
-                }
-                if until.is_some_and(|until| key.as_str() > until) {
-                    return None;
-                }
-                if self.rows.get(&key).is_none_or(|row| row.value.is_some()) {
-                    return Some(key);
-                }
-                from = key;
+    /// At most `limit` stored row keys from key `from` on.
+    fn scan_keys_from(&self, from: &str, limit: usize) -> Vec<String> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        let head = self.name.len() + 1;
+        match store.scan_keys(&self.stored_key(""), &self.stored_key(from), limit) {
+            Ok(found) => found
+                .into_iter()
+                .filter_map(|mut key| {
+                    key.drain(..head.min(key.len()));
+                    String::from_utf8(key).ok()
+                })
+                .collect(),
+            Err(err) => {
+                self.fail(format!("table {}: reading row keys from {from:?}: {err}", self.name));
+                Vec::new()
             }
-            if short {
-                return None;
-            }
-            limit = (limit * 4).min(4096);
         }
     }
 
@@ -1003,7 +1048,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
 
@@ -1227,6 +1272,143 @@ mod tests {
         *cached.get_mut("k000").unwrap_or(&mut 0) += 1;
         cached.take_changes(&mut changes).unwrap();
         assert!(changes.len() <= 1);
+    }
+
+    /// What `keys_after(after, limit)` must return for the live keys
+    /// `model`, checked over bounds on, between, before and after the
+    /// keys, and limits from none to more than there are.
+    fn assert_keys_after(table: &Table<String>, model: &BTreeSet<String>, what: &str) {
+        let mut bounds: Vec<Option<String>> = vec![None, Some(String::new()), Some("z".to_string())];
+        for n in (0..1100).step_by(37) {
+            bounds.push(Some(format!("k{n:04}")));
+            bounds.push(Some(format!("k{n:04}x")));
+        }
+        for after in &bounds {
+            for limit in [0, 1, 2, 15, 16, 17, 100, 5000, usize::MAX] {
+                let want: Vec<String> = model
+                    .iter()
+                    .filter(|key| after.as_ref().is_none_or(|after| *key > after))
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    table.keys_after(after.as_deref(), limit),
+                    want,
+                    "{what}: after {after:?}, limit {limit}"
+                );
+            }
+        }
+    }
+
+    /// A table backed by a fresh store, and a flush into it.
+    fn stored_table(db: &sled::Db) -> (Table<String>, Arc<PagedTree>) {
+        let tree = Arc::new(PagedTree::new(db.open_tree("t").unwrap(), BTreeMap::new()));
+        let mut table: Table<String> = Table::new("t");
+        table.attach(&RowStore::new(Arc::clone(&tree)));
+        (table, tree)
+    }
+
+    fn flush(table: &mut Table<String>, tree: &PagedTree) {
+        let mut changes = Changes::default();
+        table.take_changes(&mut changes).unwrap();
+        tree.apply(&changes, Vec::new()).unwrap();
+    }
+
+    /// Values long enough that the stored rows span many pages.
+    fn value(n: usize) -> String {
+        format!("{n:0>120}")
+    }
+
+    #[test]
+    fn keys_after_lists_resident_rows_skipping_removed_ones() {
+        let mut table: Table<String> = Table::new("t");
+        let mut model = BTreeSet::new();
+        for n in (0..1000).rev() {
+            table.insert(format!("k{n:04}"), value(n));
+            model.insert(format!("k{n:04}"));
+        }
+        for n in (0..1000).step_by(3) {
+            table.remove(&format!("k{n:04}"));
+            model.remove(&format!("k{n:04}"));
+        }
+        table.delete("k0001");
+        model.remove("k0001");
+        assert!(table.complete);
+        assert_keys_after(&table, &model, "resident only");
+        assert!(Table::<String>::new("t").keys_after(None, 10).is_empty());
+    }
+
+    #[test]
+    fn keys_after_reads_stored_keys_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let (mut table, tree) = stored_table(&db);
+        let mut model = BTreeSet::new();
+        for n in (0..1000).filter(|n| n % 7 != 3) {
+            table.insert(format!("k{n:04}"), value(n));
+            model.insert(format!("k{n:04}"));
+        }
+        flush(&mut table, &tree);
+        table.evict_to(0);
+        assert!(table.rows.is_empty(), "every row is stored only");
+        assert!(tree.tree().len() > 10, "the rows span pages");
+        assert_keys_after(&table, &model, "stored only");
+    }
+
+    /// Resident changes not yet flushed win over the stored rows: a row
+    /// deleted or removed since is not listed, a new one is, whether the
+    /// deletion is resident or the stored row was never read back.
+    #[test]
+    fn keys_after_merges_unflushed_changes_over_stored_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let (mut table, tree) = stored_table(&db);
+        let mut model = BTreeSet::new();
+        for n in (0..1000).step_by(2) {
+            table.insert(format!("k{n:04}"), value(n));
+            model.insert(format!("k{n:04}"));
+        }
+        flush(&mut table, &tree);
+        table.evict_to(0);
+        // New rows between the stored ones.
+        for n in (1..1000).step_by(4) {
+            table.insert(format!("k{n:04}"), value(n));
+            model.insert(format!("k{n:04}"));
+        }
+        // Stored rows deleted without being read (tombstones over them)...
+        for n in (0..1000).step_by(10) {
+            table.delete(&format!("k{n:04}"));
+            model.remove(&format!("k{n:04}"));
+        }
+        // ...a long run of them, longer than any one read of stored keys...
+        for n in (400..900).step_by(2) {
+            table.delete(&format!("k{n:04}"));
+            model.remove(&format!("k{n:04}"));
+        }
+        // ...removed after being read back, or changed in place...
+        for n in (6..1000).step_by(12) {
+            let key = format!("k{n:04}");
+            assert_eq!(table.remove(&key).is_some(), model.remove(&key), "{key}");
+        }
+        for n in (2..400).step_by(8) {
+            if let Some(row) = table.get_mut(&format!("k{n:04}")) {
+                row.push('!');
+            }
+        }
+        // ...and deleted, then inserted again.
+        table.insert("k0020", value(20));
+        model.insert("k0020".to_string());
+        assert_eq!(
+            table.keys_after(Some("k0398"), 1),
+            ["k0401"],
+            "the deleted run is skipped"
+        );
+        assert_keys_after(&table, &model, "unflushed");
+        // Flushed, then evicted: the same keys from the store.
+        flush(&mut table, &tree);
+        assert_keys_after(&table, &model, "flushed");
+        table.evict_to(0);
+        assert_keys_after(&table, &model, "evicted");
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub struct Metrics {
     /// after it), and the next search starts after it instead of walking
     /// over the deletions not yet stored.
     dropped_until: Option<String>,
+    /// How many rows the last retention pass dropped (not state): a
+    /// window's rows, one per series, expire together, and the next pass
+    /// asks for about as many keys at once.
+    last_dropped: usize,
 }
 
 /// Totals over everything folded.
@@ -114,6 +118,7 @@ impl Metrics {
             window_key: String::new(),
             oldest_minute: None,
             dropped_until: None,
+            last_dropped: 0,
         }
     }
 
@@ -438,19 +443,32 @@ impl Metrics {
             Some(Some(oldest)) if oldest.saturating_add(width) > cutoff => return,
             _ => {}
         }
+        // Keys come in batches, the first as many as the last pass dropped
+        // and one more, to stop at; the next ones growing, so that a run
+        // longer than the last costs few store reads too.
+        let mut batch = (self.last_dropped + self.last_dropped / 8 + 1).clamp(16, 1 << 16);
+        let mut dropped = 0;
         loop {
-            let Some(key) = self.minutes.next_key(self.dropped_until.as_deref()) else {
+            let keys = self.minutes.keys_after(self.dropped_until.as_deref(), batch);
+            let last_batch = keys.len() < batch;
+            for key in keys {
+                let start = series::window_of_key(&key);
+                let expired = start.is_some_and(|start| start.saturating_add(width) <= cutoff);
+                if !expired {
+                    self.oldest_minute = start.map(Some);
+                    self.last_dropped = dropped;
+                    return;
+                }
+                self.minutes.delete(&key);
+                self.dropped_until = Some(key);
+                dropped += 1;
+            }
+            if last_batch {
                 self.oldest_minute = Some(None);
-                return;
-            };
-            let start = series::window_of_key(&key);
-            let expired = start.is_some_and(|start| start.saturating_add(width) <= cutoff);
-            if !expired {
-                self.oldest_minute = start.map(Some);
+                self.last_dropped = dropped;
                 return;
             }
-            self.minutes.delete(&key);
-            self.dropped_until = Some(key);
+            batch = (batch * 4).min(batch.max(4096));
         }
     }
 

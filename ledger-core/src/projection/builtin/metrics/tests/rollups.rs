@@ -409,3 +409,74 @@ fn queries_select_by_name_labels_and_overlapping_windows() -> Result<(), Fault> 
     );
     Ok(())
 }
+
+/// Retention over minute rows evicted to the store drops what it drops
+/// over rows all resident: runs of expired rows longer and shorter than
+/// the last pass's, several windows at once, deleted rows not yet stored.
+#[test]
+fn retention_over_evicted_minutes_matches_an_all_resident_fold() -> Result<(), Fault> {
+    use std::sync::Arc;
+
+    use crate::projection::pages::PagedTree;
+    use crate::projection::table::RowStore;
+
+    let config = MetricsConfig {
+        minute_retention_ns: 10 * MINUTE,
+        ..MetricsConfig::default()
+    };
+    let mut plain = Metrics::new(config.clone()).map_err(|e| Fault::new(e.to_string()))?;
+    let mut cached = Metrics::new(config).map_err(|e| Fault::new(e.to_string()))?;
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let tree = Arc::new(PagedTree::new(db.open_tree("m").unwrap(), BTreeMap::new()));
+    let store = RowStore::new(Arc::clone(&tree));
+    for table in cached.cached() {
+        table.attach(&store);
+    }
+    let t0 = MARCH_2 + 6 * HOUR;
+    let mut seq = 0;
+    let mut rng = Xorshift(5);
+    // Window start → series observed in it.
+    let mut windows: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut skipped = 0;
+    for minute in 0..90 {
+        // 1 to 200 series a minute; now and then the clock jumps minutes.
+        let series = 1 + rng.next_u64() % 200;
+        if rng.next_u64().is_multiple_of(10) {
+            skipped += 5;
+        }
+        let time = t0 + (minute + skipped) * MINUTE;
+        windows.insert(time, series);
+        let records: Vec<Record> = (0..series)
+            .map(|n| {
+                seq += 1;
+                observed(seq, &latency_payload(&format!("s{n:03}"), n as f64, time), time)
+            })
+            .collect();
+        apply_all(&mut plain, &records)?;
+        apply_all(&mut cached, &records)?;
+        // Flushed and evicted every few minutes; in between, the
+        // deletions are resident.
+        if minute % 3 == 0 {
+            let mut changes = Changes::default();
+            cached.take_changes(&mut changes)?;
+            tree.apply(&changes, Vec::new()).unwrap();
+            for table in cached.cached() {
+                table.evict_to(0);
+            }
+        }
+        let minutes = |m: &Metrics| m.minutes.iter().map(|(k, _)| k.into_owned()).collect::<Vec<_>>();
+        assert_eq!(minutes(&cached), minutes(&plain), "minute {minute}");
+        // Exactly the windows that have not ended by the cutoff are kept.
+        let cutoff = plain.minute_cutoff().unwrap();
+        let kept: u64 = windows.range(cutoff - MINUTE + 1..).map(|(_, n)| n).sum();
+        assert_eq!(minutes(&plain).len() as u64, kept, "minute {minute}");
+    }
+    assert!(plain.minutes.len() > 200, "the rows kept span the retention");
+    assert!(
+        !tree.scan_keys(b"minute\0", b"", usize::MAX).unwrap().is_empty(),
+        "minute rows were stored (and evicted)"
+    );
+    assert_eq!(rows(&cached), rows(&plain));
+    Ok(())
+}
