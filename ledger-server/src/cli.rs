@@ -192,8 +192,6 @@ enum KeysCommand {
 pub fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
-            // Before the runtime and the ledger start their threads.
-            crate::memory::limit_malloc_arenas(crate::memory::DEFAULT_MALLOC_ARENAS);
             let config = args.resolve()?;
             telemetry::init(config.log_format);
             serve(config)

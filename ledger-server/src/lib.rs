@@ -20,7 +20,6 @@ pub mod config;
 pub mod convert;
 pub mod keys;
 mod limits;
-pub mod memory;
 mod projections;
 pub mod quota;
 pub mod server;

@@ -33,7 +33,7 @@
 //!    scratch store on disk and evicted down to the resident budget as it
 //!    goes, like a replay). For each: wall time, records folded per
 //!    second, the growth over the VmRSS before it of VmHWM (reset before
-//!    each fold, after `malloc_trim` has handed the previous fold's memory
+//!    each fold, after `mi_collect` has handed the previous fold's memory
 //!    back) and of VmRSS while the returned state is held (trimmed again):
 //!    the heap the rows really take, which the tables' own
 //!    `Cached::resident_bytes` only estimates (the kernel's cache of the
@@ -67,6 +67,11 @@ use ledger_core::sample::SampleEvidence;
 use ledger_core::segment::file::SEGMENT_HEADER_LEN;
 use ledger_core::segment::frame::{FRAME_HEADER_LEN, FrameHeader, split_body};
 use ledger_core::{AppendRequest, Ledger, LedgerConfig};
+
+/// The allocator `ledgerd` runs on (ledger-server/src/main.rs says why), so
+/// that the catch-up measured here costs what the server's does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -114,7 +119,7 @@ struct TimeTravel {
     records: u64,
     elapsed: Duration,
     rss_before_kib: u64,
-    /// VmRSS with the returned state still held, after `malloc_trim`.
+    /// VmRSS with the returned state still held, after `mi_collect`.
     rss_held_kib: u64,
     /// VmHWM of the fold (reset just before it), if the kernel allows the
     /// reset.
@@ -573,14 +578,15 @@ fn time_travel<P: Projection>(handle: &ProjectionHandle<P>, ledger: &Ledger) -> 
     Ok(runs)
 }
 
-/// Hands the heap's free pages back to the kernel, so that the next
-/// fold's RSS growth is not hidden by memory the previous one freed.
+/// Hands the heap's free pages back to the kernel now rather than after
+/// mimalloc's purge delay, so that the next fold's RSS growth is not hidden
+/// by memory the previous one freed.
 #[allow(unsafe_code)]
 fn trim_heap() {
-    // SAFETY: `malloc_trim` takes a padding size and only releases free
-    // memory of glibc's own arenas; no pointer is passed or returned.
+    // SAFETY: `mi_collect` takes a flag and only frees and purges the
+    // allocator's own free memory; no pointer is passed or returned.
     unsafe {
-        libc::malloc_trim(0);
+        libmimalloc_sys::mi_collect(true);
     }
 }
 
