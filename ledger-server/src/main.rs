@@ -8,7 +8,7 @@
 /// capped at two arenas (what ledgerd did before) a 10 M-record catch-up
 /// of the four built-ins cost 5.18 µs of CPU per record and peaked at
 /// 676 MiB; uncapped 4.13 µs and 912 MiB. mimalloc's thread-free lists and
-/// page purging did it in 3.85 µs and 629 MiB, and held a 10 M-event ingest
+/// page purging did it in 3.88 µs and 639 MiB, and held a 10 M-event ingest
 /// at 217-224 MB RSS against glibc's 207 MB (BENCHMARKS.md, "Projection
 /// replay", session 14).
 ///
